@@ -1,0 +1,109 @@
+"""Hyper-parameters of the Audio2Head networks and the constants the original inference code uses.
+
+`ModelConfig.published()` matches the released checkpoint (the original's `config/vox-256.yaml` and
+`config/parameters.yaml`); `ModelConfig.reduced()` keeps every structural choice but shrinks the widths so that
+tests can run forward passes on a small CPU.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FPS = 25  # video frame rate the model was trained at
+FEATURE_ROWS_PER_FRAME = 4  # 10 ms audio feature rows per 40 ms video frame
+NUM_AUDIO_FEATURES = 41  # 13 MFCC + 26 log filter bank + F0 + voiced flag
+IMAGE_SIZE = 256  # side of the square source image and pose-box images
+FEATURE_SAMPLE_RATE = 16000  # the features are computed on 16 kHz mono audio
+
+# Per-dimension range of the training poses (rx, ry, rz in radians; tx, ty, tz in camera units). The pose predictor
+# works in [-1, 1] and these constants map its output back, exactly as the original inference code does.
+POSE_MIN = np.array([-0.639, -0.501, -0.47, -102.6, -32.5, 184.6], dtype=np.float32)
+POSE_MAX = np.array([0.411, 0.547, 0.433, 159.1, 116.5, 376.5], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class PosePredictorConfig:
+    """Head-pose predictor (`audio2pose`): two ResNet-34 encoders feeding a 2-layer LSTM."""
+
+    resnet_width: int = 64  # channels after the ResNet stem; stages use 1x, 2x, 4x, 8x of it
+    embedding_dim: int = 256  # size of the audio and image embeddings (ResNet fc output)
+    lstm_hidden: int = 256  # LSTM hidden size; equals embedding_dim because the output is fed back as the image slot
+    lstm_layers: int = 2  # stacked LSTM layers
+    pose_dim: int = 6  # axis-angle rotation (3) + translation (3)
+
+
+@dataclass(frozen=True)
+class MotionFieldConfig:
+    """Motion field generator (`audio2kp`): 3-D hourglass over a window of frames."""
+
+    block_expansion: int = 32  # channels of the first hourglass block
+    max_features: int = 512  # channel cap inside the hourglass
+    num_blocks: int = 5  # down/up blocks of the hourglass
+    seq_len: int = 64  # frames per window
+    temperature: float = 0.1  # heatmap softmax temperature
+
+
+@dataclass(frozen=True)
+class KeypointDetectorConfig:
+    """Keypoint detector on the source image (FOMM `kp_detector_params`)."""
+
+    block_expansion: int = 32  # channels of the first hourglass block
+    max_features: int = 1024  # channel cap inside the hourglass
+    num_blocks: int = 5  # down/up blocks of the hourglass
+    scale_factor: float = 0.25  # the image is downsampled by this before the hourglass
+    temperature: float = 0.1  # heatmap softmax temperature
+
+
+@dataclass(frozen=True)
+class DenseMotionConfig:
+    """Dense motion network inside the generator (FOMM `dense_motion_params`)."""
+
+    block_expansion: int = 64  # channels of the first hourglass block
+    max_features: int = 1024  # channel cap inside the hourglass
+    num_blocks: int = 5  # down/up blocks of the hourglass
+    scale_factor: float = 0.25  # motion is estimated at this fraction of the image size
+    kp_variance: float = 0.01  # variance of the Gaussians drawn around keypoints
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Occlusion-aware generator (FOMM `generator_params`)."""
+
+    block_expansion: int = 64  # channels after the first block
+    max_features: int = 512  # channel cap of the encoder/decoder
+    num_down_blocks: int = 2  # encoder down-sampling blocks (and decoder up-sampling blocks)
+    num_bottleneck_blocks: int = 6  # residual blocks at the lowest resolution
+    estimate_occlusion_map: bool = True  # predict an occlusion mask alongside the motion field
+    dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)  # its motion estimator
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build the four Audio2Head networks."""
+
+    num_kp: int = 10  # keypoints per frame
+    num_channels: int = 3  # RGB
+    estimate_jacobian: bool = True  # predict a 2x2 Jacobian per keypoint
+    pose_predictor: PosePredictorConfig = field(default_factory=PosePredictorConfig)  # audio2pose
+    motion_field: MotionFieldConfig = field(default_factory=MotionFieldConfig)  # audio2kp
+    kp_detector: KeypointDetectorConfig = field(default_factory=KeypointDetectorConfig)  # kp_detector
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # generator
+
+    @classmethod
+    def published(cls) -> "ModelConfig":
+        """The configuration of the released Audio2Head checkpoint."""
+        return cls()
+
+    @classmethod
+    def reduced(cls) -> "ModelConfig":
+        """Tiny widths with the published structure, for fast CPU tests (not loadable from the real weights)."""
+        return cls(
+            pose_predictor=PosePredictorConfig(resnet_width=8, embedding_dim=16, lstm_hidden=16),
+            motion_field=MotionFieldConfig(block_expansion=4, max_features=16),
+            kp_detector=KeypointDetectorConfig(block_expansion=4, max_features=16),
+            generator=GeneratorConfig(
+                block_expansion=8, max_features=16,
+                dense_motion=DenseMotionConfig(block_expansion=4, max_features=16),
+            ),
+        )
