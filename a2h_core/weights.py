@@ -1,0 +1,495 @@
+"""Audio2Head weights: convert the published checkpoint to safetensors, then find, validate and load weights.
+
+The authors published one pickle, `audio2head.pth.tar`, holding four state dicts (`audio2pose`, `audio2kp`,
+`kp_detector`, `generator`). We store the same tensors in one flat safetensors file whose keys are the
+`Audio2HeadModels` state-dict names ("audio2pose.…", "audio2kp.…", …). Its metadata records the format version and
+the SHA-256 of the pickle it came from, which is how a conversion cached beside the pickle is recognised as current.
+
+Pickles are only ever read with `torch.load(weights_only=True)`: a checkpoint that needs more is refused, never
+executed. Every file is validated against the networks (names, shapes, dtypes, finite values) before it is used.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import re
+import secrets
+import warnings
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import hf_hub_download
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .config import ModelConfig
+from .errors import A2HWarning, Audio2HeadError
+from .models import Audio2HeadModels
+
+SUBMODELS = ("audio2pose", "audio2kp", "kp_detector", "generator")  # the checkpoint's four state dicts, in order
+FORMAT_NAME = "audio2head"  # metadata "format" of the files we write
+FORMAT_VERSION = "1"  # metadata "format_version"; bump when the key layout or metadata meaning changes
+DEFAULT_FILENAME = "audio2head.safetensors"  # the converted file's name, also the default file of a Hub repo
+ORIGINAL_FILENAME = "audio2head.pth.tar"  # the authors' checkpoint
+ORIGINAL_SUFFIXES = (".pth.tar", ".pth", ".tar", ".pt")  # pickled checkpoints we accept (read with weights_only)
+SAFETENSORS_SUFFIX = ".safetensors"
+_NAMES_SHOWN = 5  # names listed per group in validation errors before "… and N more"
+_HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
+
+_DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+}
+_HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # "owner/name"
+
+GET_WEIGHTS_HELP = (
+    "Get the weights in one of two ways: (1) download the authors' checkpoint 'audio2head.pth.tar' (the Google "
+    "Drive link in the README of wangsuzhen/Audio2Head) and pass its path or its folder (in ComfyUI: put it into "
+    "ComfyUI/models/audio2head/); it is converted to safetensors once, on first use, and cached beside it; or "
+    "(2) pass a Hugging Face Hub repo id 'owner/name' that holds a converted 'audio2head.safetensors'. To convert "
+    "by hand: python -m a2h_core convert audio2head.pth.tar audio2head.safetensors"
+)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Small public helpers (the pipeline and the nodes parse --dtype/--device with these too)
+
+
+def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """torch.float32/float16/bfloat16, or one of the strings "fp32", "fp16", "bf16" (and their long names)."""
+    if isinstance(dtype, torch.dtype):
+        if dtype in (torch.float32, torch.float16, torch.bfloat16):
+            return dtype
+    elif isinstance(dtype, str) and dtype.strip().lower() in _DTYPES:
+        return _DTYPES[dtype.strip().lower()]
+    raise Audio2HeadError(f"Unsupported dtype {dtype!r}: use 'fp32', 'fp16' or 'bf16'.")
+
+
+def parse_device(device: str | torch.device) -> torch.device:
+    """A torch.device that exists on this machine; a clear error for unknown or unavailable devices."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise Audio2HeadError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise Audio2HeadError(
+                f"Device {device!r} asked for, but this PyTorch build sees no CUDA GPU: use device='cpu', or "
+                "install a CUDA build of PyTorch.")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise Audio2HeadError(
+                f"Device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise Audio2HeadError(f"Device {device!r} asked for, but MPS is not available here: use device='cpu'.")
+    return resolved
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks so a large checkpoint never sits in memory twice."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def config_name(config: ModelConfig) -> str:
+    """"published", "reduced" or "custom": a short name for messages and metadata."""
+    if config == ModelConfig.published():
+        return "published"
+    if config == ModelConfig.reduced():
+        return "reduced"
+    return "custom"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The original pickle
+
+
+def read_original_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The four state dicts of an original checkpoint as one flat dict with prefixed keys, and the names of the
+    checkpoint's other top-level entries (optimizer states and the like), which are not needed for inference."""
+    path = Path(path)
+    if not path.is_file():
+        raise Audio2HeadError(f"Checkpoint not found: {path}. {GET_WEIGHTS_HELP}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        unsafe = re.search(r"Unsupported (?:global|class):? (?:GLOBAL )?([\w.]+)", str(exc))
+        if unsafe:
+            raise Audio2HeadError(
+                f"Refusing to read {path}: it is not a plain checkpoint of tensors. Loading it would need "
+                f"torch.load(weights_only=False), which runs code stored in the file (here {unsafe.group(1)!r}); "
+                f"this package never does that. Use the authors' original {ORIGINAL_FILENAME}, or re-save its four "
+                "state dicts as plain tensors in a trusted environment.") from exc
+        raise _corrupt_checkpoint_error(path, exc) from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise _corrupt_checkpoint_error(path, exc) from exc
+
+    if not isinstance(checkpoint, Mapping):
+        raise Audio2HeadError(
+            f"{path} holds a {type(checkpoint).__name__}, not the dict of the four Audio2Head state dicts "
+            f"({', '.join(SUBMODELS)}). Use the authors' original {ORIGINAL_FILENAME}.")
+    absent = [name for name in SUBMODELS if name not in checkpoint]
+    if absent:
+        found = ", ".join(map(str, checkpoint)) or "nothing"
+        raise Audio2HeadError(
+            f"{path} lacks the state dict(s) {', '.join(absent)} (it holds: {found}). An Audio2Head checkpoint "
+            f"holds {', '.join(SUBMODELS)}; use the authors' original {ORIGINAL_FILENAME}.")
+
+    tensors: dict[str, torch.Tensor] = {}
+    for name in SUBMODELS:
+        state = checkpoint[name]
+        if not isinstance(state, Mapping):
+            raise Audio2HeadError(f"{path}: entry {name!r} is a {type(state).__name__}, not a state dict.")
+        for key, value in state.items():
+            if not isinstance(value, torch.Tensor):
+                raise Audio2HeadError(f"{path}: {name}.{key} is a {type(value).__name__}, not a tensor.")
+            tensors[f"{name}.{key}"] = value.contiguous()
+    ignored = sorted(str(key) for key in checkpoint if key not in SUBMODELS)
+    return tensors, ignored
+
+
+def _corrupt_checkpoint_error(path: Path, exc: BaseException) -> Audio2HeadError:
+    # torch's weights_only message suggests weights_only=False; only the unpickler's own reason is worth showing.
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+    text = unpickler.group(1) if unpickler else str(exc).strip()
+    detail = re.split(r"\.\s", text.splitlines()[0])[0][:200] if text else type(exc).__name__
+    return Audio2HeadError(
+        f"{path} is not a readable PyTorch checkpoint: it is truncated or corrupt ({detail}). Download "
+        f"{ORIGINAL_FILENAME} again (compare its size with the download page) and retry.")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Conversion
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, *, config: ModelConfig | None = None) -> Path:
+    """Convert an original `.pth.tar` checkpoint into one flat safetensors file at `dst`; return `dst`.
+
+    The tensors are validated against the networks of `config` (default: the published model) before anything is
+    written, and the file is written atomically, so an interrupted conversion leaves no finished-looking file.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.suffix != SAFETENSORS_SUFFIX:
+        raise Audio2HeadError(f"The converted file must end in {SAFETENSORS_SUFFIX}, got {dst.name!r}.")
+    config = config or ModelConfig.published()
+    tensors, metadata = _convert(src, config)
+    _save_atomically(tensors, dst, metadata)
+    return dst
+
+
+def _convert(src: Path, config: ModelConfig) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The validated flat tensors of an original checkpoint and the metadata to store with them."""
+    tensors, ignored = read_original_checkpoint(src)
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "source_file": src.name,
+        "source_sha256": file_sha256(src),
+        "ignored_entries": ",".join(ignored),
+        "config": config_name(config),
+        "model_config": json.dumps(dataclasses.asdict(config), sort_keys=True),
+    }
+    validate_state_dict(tensors, config, source=src, metadata=metadata)
+    return tensors, metadata
+
+
+def _save_atomically(tensors: dict[str, torch.Tensor], dst: Path, metadata: dict[str, str]) -> None:
+    """Write to a hidden temporary name in the same folder, then rename: readers see the old file or the new one."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    partial = dst.with_name(f".{dst.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    try:
+        save_file(tensors, str(partial), metadata=metadata)
+        os.replace(partial, dst)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def converted_cache_path(original: str | Path) -> Path:
+    """Where the conversion of an original checkpoint is cached: `<name>.safetensors` beside it."""
+    original = Path(original)
+    name = original.name
+    for suffix in ORIGINAL_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return original.with_name(name + SAFETENSORS_SUFFIX)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Reading and validating safetensors files
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a safetensors file (reads the header only)."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise _corrupt_safetensors_error(path, exc) from exc
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors (on the CPU) and the metadata of a safetensors file."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise _corrupt_safetensors_error(path, exc) from exc
+    if metadata.get("format") == FORMAT_NAME and _newer_format(metadata.get("format_version", "")):
+        raise Audio2HeadError(
+            f"{path} was written by a newer version of this package (weights format "
+            f"{metadata['format_version']}, this one reads {FORMAT_VERSION}): update the package.")
+    return tensors, metadata
+
+
+def _newer_format(version: str) -> bool:
+    return version.isdigit() and int(version) > int(FORMAT_VERSION)
+
+
+def _corrupt_safetensors_error(path: Path, exc: BaseException) -> Audio2HeadError:
+    return Audio2HeadError(
+        f"{path} is not a readable safetensors file: it is truncated or corrupt ({exc}). Delete it and download it "
+        f"again, or convert the original checkpoint again: python -m a2h_core convert {ORIGINAL_FILENAME} "
+        f"{path.name}")
+
+
+@lru_cache(maxsize=4)
+def _expected_tensors(config: ModelConfig) -> dict[str, torch.Tensor]:
+    """The networks' state dict as shape-and-dtype-only ("meta") tensors: built without allocating weights."""
+    with torch.device("meta"):
+        return dict(Audio2HeadModels(config).state_dict())
+
+
+def _optional(key: str) -> bool:
+    # Batch norm fills a missing step counter itself; it is unused in eval mode, and old checkpoints lack it.
+    return key.endswith(".num_batches_tracked")
+
+
+def validate_state_dict(tensors: Mapping[str, torch.Tensor], config: ModelConfig | None = None, *,
+                        source: str | Path = "the weights", metadata: Mapping[str, str] | None = None) -> None:
+    """Raise Audio2HeadError unless `tensors` fit the networks of `config`: names, shapes, dtypes, finite values.
+
+    Problems are listed by name, grouped per sub-model, so a user can tell a wrong file from a damaged one.
+    """
+    config = config or ModelConfig.published()
+    expected = _expected_tensors(config)
+    problems: dict[str, dict[str, list[str]]] = {}  # sub-model -> kind of problem -> entries
+
+    def report(key: str, kind: str, entry: str) -> None:
+        group = key.split(".", 1)[0] if key.split(".", 1)[0] in SUBMODELS else "(no sub-model)"
+        problems.setdefault(group, {}).setdefault(kind, []).append(entry)
+
+    for key in expected:
+        if key not in tensors and not _optional(key):
+            report(key, "missing", key)
+    for key, tensor in tensors.items():
+        if key not in expected:
+            report(key, "unexpected", key)
+        elif tuple(tensor.shape) != tuple(expected[key].shape):
+            report(key, "shape mismatch", f"{key} (file {list(tensor.shape)}, model {list(expected[key].shape)})")
+        elif tensor.is_floating_point() != expected[key].is_floating_point() or tensor.is_complex():
+            wanted = "floating point" if expected[key].is_floating_point() else str(expected[key].dtype)
+            report(key, "wrong dtype", f"{key} ({str(tensor.dtype).removeprefix('torch.')}, expected {wanted})")
+    if not problems:
+        for key, tensor in tensors.items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                bad = int((~torch.isfinite(tensor)).sum())
+                report(key, "NaN/Inf values", f"{key} ({bad} of {tensor.numel()})")
+    if not problems:
+        return
+
+    lines = [f"{source} does not fit the Audio2Head networks ({config_name(config)} config):"]
+    for group in [*SUBMODELS, "(no sub-model)"]:
+        for kind, entries in problems.get(group, {}).items():
+            shown = ", ".join(entries[:_NAMES_SHOWN])
+            more = f" … and {len(entries) - _NAMES_SHOWN} more" if len(entries) > _NAMES_SHOWN else ""
+            lines.append(f"  {group}: {kind} ({len(entries)}): {shown}{more}")
+    lines.append(_validation_fix(problems, config, metadata or {}))
+    raise Audio2HeadError("\n".join(lines))
+
+
+def _validation_fix(problems: dict[str, dict[str, list[str]]], config: ModelConfig,
+                    metadata: Mapping[str, str]) -> str:
+    kinds = {kind for group in problems.values() for kind in group}
+    if kinds == {"NaN/Inf values"}:
+        return "The weights hold NaN or Inf values, so every output would be garbage: get an intact copy."
+    if "shape mismatch" in kinds and config == ModelConfig.published():
+        fix = ("Shape mismatch: this file is not the published Audio2Head model. Use the authors' "
+               f"{ORIGINAL_FILENAME} or a file converted from it.")
+    else:
+        fix = (f"The file is incomplete, damaged or from another model: convert the authors' {ORIGINAL_FILENAME} "
+               f"again (python -m a2h_core convert {ORIGINAL_FILENAME} {DEFAULT_FILENAME}).")
+    written_for = metadata.get("config")
+    if written_for and written_for != config_name(config):
+        fix += f" (This file was converted for the {written_for!r} model config: load it with that config.)"
+    return fix
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Finding the weights
+
+
+def _is_original(path: Path) -> bool:
+    return path.name.endswith(ORIGINAL_SUFFIXES)
+
+
+def _weights_in_folder(folder: Path) -> Path:
+    """The one weights file in a folder. An original checkpoint and its cached conversion count as one."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and (p.suffix == SAFETENSORS_SUFFIX or _is_original(p)))
+    originals = [p for p in files if _is_original(p)]
+    caches = {converted_cache_path(p) for p in originals}
+    candidates = originals + [p for p in files if p.suffix == SAFETENSORS_SUFFIX and p not in caches]
+    if not candidates:
+        raise Audio2HeadError(f"No weights file (*.safetensors or {ORIGINAL_FILENAME}) in {folder}. {GET_WEIGHTS_HELP}")
+    if len(candidates) > 1:
+        names = ", ".join(p.name for p in candidates)
+        raise Audio2HeadError(
+            f"{folder} holds several weights files ({names}): pass the path of the one to use, or its file name as "
+            "`filename`.")
+    return candidates[0]
+
+
+def _download_from_hub(repo_id: str, filename: str, revision: str | None) -> Path:
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))
+    except Exception as exc:  # network, authentication, missing repo/file, offline mode: all end the same way
+        offline = " Offline mode is on (HF_HUB_OFFLINE) and the file is not in the Hub cache." \
+            if hub_constants.HF_HUB_OFFLINE else ""
+        at_revision = f" at revision {revision!r}" if revision else ""
+        raise Audio2HeadError(
+            f"Could not get {filename!r} from the Hugging Face Hub repo {repo_id!r}{at_revision}: "
+            f"{type(exc).__name__}: {str(exc)[:300].rstrip('. ')}.{offline} "
+            f"(No local file or folder {repo_id!r} exists either.) Instead, put the weights on this machine by hand "
+            f"and pass their path. {GET_WEIGHTS_HELP}") from exc
+
+
+def _read_original_cached(original: Path, config: ModelConfig) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors of an original checkpoint through its cached conversion, (re)converting when the cache is absent,
+    damaged or made from a different version of the file. A `<name>.safetensors` that is not a conversion of this
+    checkpoint (say, a file the user downloaded) is never overwritten, and neither failure stops the load."""
+    cache = converted_cache_path(original)
+    if cache.is_file():
+        try:
+            cached_metadata = read_metadata(cache)
+        except Audio2HeadError:
+            cached_metadata = {"format": FORMAT_NAME, "source_file": original.name}  # damaged cache: overwrite it
+        if (cached_metadata.get("source_sha256") == file_sha256(original)
+                and cached_metadata.get("format_version") == FORMAT_VERSION):
+            return read_safetensors(cache)
+        if cached_metadata.get("format") != FORMAT_NAME or cached_metadata.get("source_file") != original.name:
+            warnings.warn(f"{cache} exists but is not a conversion of {original.name}, so it is left alone and the "
+                          f"checkpoint is converted in memory on every load. Move one of the two files elsewhere.",
+                          A2HWarning, stacklevel=4)
+            return _convert(original, config)
+    tensors, metadata = _convert(original, config)
+    try:
+        _save_atomically(tensors, cache, metadata)
+    except OSError as exc:
+        warnings.warn(f"Could not cache the converted weights as {cache} ({exc}); they are converted again on every "
+                      f"load. Convert once by hand: python -m a2h_core convert {original} {cache}", A2HWarning,
+                      stacklevel=4)
+    return tensors, metadata
+
+
+def _read_weights(source: str | Path, config: ModelConfig, revision: str | None,
+                  filename: str | None) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
+    """Tensors, metadata and a description of where they came from, for any kind of source."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        if isinstance(source, str) and _HUB_REPO_ID.match(source) and not _is_original(path) \
+                and path.suffix != SAFETENSORS_SUFFIX:
+            path = _download_from_hub(source, filename or DEFAULT_FILENAME, revision)
+            origin = f"{path} (Hub repo {source!r})"
+            if _is_original(path):  # the Hub cache is no place for our own files: convert in memory
+                tensors, metadata = _convert(path, config)
+                return tensors, metadata, origin
+            return *read_safetensors(path), origin
+        raise Audio2HeadError(f"Weights not found: {source} does not exist. {GET_WEIGHTS_HELP}")
+    if revision:
+        raise Audio2HeadError(f"`revision` only applies to Hub repo ids, but {source} is a local path.")
+    if path.is_dir():
+        path = path / filename if filename else _weights_in_folder(path)
+        if not path.is_file():
+            raise Audio2HeadError(f"{path} does not exist. {GET_WEIGHTS_HELP}")
+    elif filename and filename != path.name:
+        raise Audio2HeadError(f"`filename` ({filename!r}) only applies to folders and Hub repos, but {source} is a "
+                              "file: pass the file you mean as the source.")
+    if _is_original(path):
+        return *_read_original_cached(path, config), str(path)
+    if path.suffix == SAFETENSORS_SUFFIX:
+        return *read_safetensors(path), str(path)
+    raise Audio2HeadError(
+        f"{path} is neither a .safetensors file nor an original checkpoint ({', '.join(ORIGINAL_SUFFIXES)}).")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_models(source: str | Path, *, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32,
+                config: ModelConfig | None = None, revision: str | None = None,
+                filename: str | None = None) -> Audio2HeadModels:
+    """The four networks with validated weights, in eval mode, on `device` in `dtype`, gradients off.
+
+    source: a .safetensors file; a folder holding one weights file; the authors' original .pth.tar (converted once
+    and cached as `<name>.safetensors` beside it, reused while the pickle's SHA-256 matches); or a Hugging Face Hub
+    repo id "owner/name" (`filename` defaults to "audio2head.safetensors"; `revision` picks a branch, tag or
+    commit; HF_HUB_OFFLINE and the Hub cache are honoured). `config` defaults to the published model.
+    """
+    config = config or ModelConfig.published()
+    dtype, device = parse_dtype(dtype), parse_device(device)
+    tensors, metadata, origin = _read_weights(source, config, revision or None, filename or None)
+    validate_state_dict(tensors, config, source=origin, metadata=metadata)
+    # Built on the meta device and given the loaded tensors themselves: no random init, no second copy in memory.
+    with torch.device("meta"):
+        models = Audio2HeadModels(config)
+    models.load_state_dict(tensors, strict=True, assign=True)
+    return models.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Command line: `python -m a2h_core convert IN.pth.tar [OUT.safetensors]`
+
+
+def add_convert_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `convert` sub-command; its handler is stored as the parser default `func`."""
+    parser = subparsers.add_parser(
+        "convert", help="convert the original audio2head.pth.tar into one safetensors file",
+        description="Convert the authors' Audio2Head checkpoint (a pickle, read with weights_only=True) into one "
+                    "flat safetensors file, then strict-load the result into the networks to prove it works.")
+    parser.add_argument("checkpoint", type=Path, help="the original checkpoint, e.g. checkpoints/audio2head.pth.tar")
+    parser.add_argument("output", type=Path, nargs="?",
+                        help="the .safetensors file to write (default: beside the checkpoint, same name)")
+    parser.set_defaults(func=run_convert_command)
+    return parser
+
+
+def run_convert_command(args: argparse.Namespace) -> int:
+    """Convert, reload strictly, and say what was written."""
+    output = args.output or converted_cache_path(args.checkpoint)
+    written = convert_checkpoint(args.checkpoint, output)
+    metadata = read_metadata(written)
+    models = load_models(written)
+    parameters = sum(p.numel() for p in models.parameters())
+    print(f"Wrote {written} ({written.stat().st_size / 1e6:.1f} MB, {len(models.state_dict())} tensors) from "
+          f"{args.checkpoint} (sha256 {metadata['source_sha256']}).")
+    if metadata["ignored_entries"]:
+        print(f"Left out the checkpoint's non-model entries: {metadata['ignored_entries'].replace(',', ', ')}.")
+    print(f"Strict load into Audio2HeadModels ({metadata['config']} config) OK: "
+          f"{', '.join(SUBMODELS)}; {parameters:,} parameters.")
+    return 0
