@@ -1,0 +1,58 @@
+"""Audio2Head (all-in-one): portrait + speech -> talking-head frames in one node, for a first try."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from a2h_core.config import FPS
+from a2h_core.pipeline import PipelineConfig, generate
+
+from . import comfy
+from .common import BATCH_POLICY, CATEGORY, frames_to_image, pose_ui, single_audio, single_image
+from .generate import BATCH_SIZE_TOOLTIP
+from .model_loader import device_inputs, load_cached, weights_input
+from .types import A2HPose
+
+
+class Audio2HeadAllInOne(io.ComfyNode):
+    """Every stage in one node: features, head poses, motion field, keypoints and generator."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Audio2HeadAllInOne",
+            display_name="Audio2Head (all-in-one)",
+            category=CATEGORY,
+            description="Animates a portrait with a speech recording: natural head motion is predicted from the "
+                        "audio (or taken from an optional pose curve). Connect frames, fps and audio to Create "
+                        "Video, then Save Video.",
+            inputs=[
+                io.Image.Input("image", tooltip=f"Portrait; the whole image is resized to 256x256 (use Audio2Head "
+                                                f"Crop for a face in a larger picture). {BATCH_POLICY}"),
+                io.Audio.Input("audio", tooltip="Speech recording (any sample rate and channel count). A batch of "
+                                                "clips uses the first one."),
+                weights_input(),
+                *device_inputs(),
+                io.Int.Input("batch_size", default=8, min=1, max=256, tooltip=BATCH_SIZE_TOOLTIP),
+                A2HPose.Input("pose", optional=True,
+                              tooltip="Optional head-pose curve to use instead of the predicted one (from the pose "
+                                      "tools). Its last pose is held if it is shorter than the audio."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="frames", tooltip="Video frames [N, 256, 256, 3], 25 fps."),
+                io.Float.Output(display_name="fps", tooltip="Frame rate (25)."),
+                io.Audio.Output(display_name="audio", tooltip="The input audio, for Create Video."),
+                A2HPose.Output(display_name="pose", tooltip="The head-pose curve that drove the video."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, audio, weights, device, dtype, batch_size, pose=None) -> io.NodeOutput:
+        model = load_cached(weights, device, dtype)
+        image = single_image(image)
+        audio = single_audio(audio)
+        config = PipelineConfig(device=model.load_device, dtype=model.dtype, batch_size=batch_size)
+        progress = comfy.Progress(1)  # generate() reports the real frame count with its first update
+        with model.on_device() as models:
+            result = generate(image, audio, models, config, pose_curve=pose, progress=progress)
+        return io.NodeOutput(frames_to_image(result.frames), float(FPS), audio, result.poses,
+                             ui=pose_ui(result.poses))

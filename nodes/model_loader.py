@@ -1,0 +1,185 @@
+"""Audio2Head model loader: weights from models/audio2head or the Hugging Face Hub, cached across runs."""
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from comfy_api.latest import io
+
+from a2h_core.config import ModelConfig
+from a2h_core.errors import Audio2HeadError
+from a2h_core.models import Audio2HeadModels
+from a2h_core.weights import load_models, read_metadata
+from a2h_core.wrapper import Audio2HeadWrapper
+
+from . import comfy
+from .common import CATEGORY, blame
+from .types import A2HModel
+
+HUB_CHOICE = "(Hugging Face Hub: repo id below)"  # last dropdown entry; selects hub loading
+NO_FILES_CHOICE = "(no files in models/audio2head)"  # shown when the folder is empty
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    """The A2H_MODEL socket value: networks resting on the offload device, and where/how they compute."""
+
+    models: Audio2HeadModels  # eval-mode networks
+    load_device: torch.device  # device the stage nodes compute on
+    offload_device: torch.device  # device the weights wait on between runs
+    dtype: torch.dtype  # compute dtype
+    source: str  # file path or hub id, for messages
+
+    @contextlib.contextmanager
+    def on_device(self):
+        """The networks on the load device for the duration of a stage; back on the offload device after."""
+        with _DEVICE_LOCK:
+            moved = self.load_device != self.offload_device
+            if moved:
+                self.models.to(self.load_device)
+            try:
+                yield self.models
+            finally:
+                if moved:
+                    self.models.to(self.offload_device)
+                    comfy.soft_empty_cache()
+
+    @contextlib.contextmanager
+    def wrapper(self):
+        """An Audio2HeadWrapper computing on the load device in the chosen dtype (see `on_device`)."""
+        with self.on_device() as models:
+            yield Audio2HeadWrapper(models, device=self.load_device, dtype=self.dtype)
+
+
+_DEVICE_LOCK = threading.RLock()  # one stage at a time moves a model between devices
+_CACHE: dict[tuple, Audio2HeadModels] = {}  # (source, hub file, revision, mtime, device) -> networks; newest only
+
+
+def _resolve_device(choice: str) -> torch.device:
+    return torch.device("cpu") if choice == "cpu" else comfy.load_device()
+
+
+def _resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
+    if choice == "auto":
+        return comfy.auto_dtype(device)
+    dtype = DTYPES[choice]
+    if not comfy.dtype_supported(device, dtype):
+        raise Audio2HeadError(f"input 'dtype': {choice} is not supported on {device}; choose auto or fp32")
+    return dtype
+
+
+def _config_of(path: Path) -> ModelConfig | None:
+    """The model config a safetensors file declares in its metadata ("reduced" for test weights), else None."""
+    if path.suffix != ".safetensors":
+        return None
+    with blame("weights"):
+        declared = read_metadata(path).get("config")
+    return ModelConfig.reduced() if declared == "reduced" else None
+
+
+def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "auto", hub_repo_id: str = "",
+                hub_filename: str = "", hub_revision: str = "") -> LoadedModels:
+    """Load (or reuse) the networks for a loader's settings. Only the most recent model stays cached.
+
+    Weights stay float32; a lower compute dtype runs under autocast (see Audio2HeadWrapper).
+    """
+    device = _resolve_device(device_choice)
+    dtype = _resolve_dtype(dtype_choice, device)
+    offload = device if device_choice == "cpu" else comfy.offload_device()
+    config, hub_args = None, {}
+    if weights == HUB_CHOICE:
+        if not hub_repo_id.strip():
+            raise Audio2HeadError("input 'hub_repo_id': empty; give an 'owner/name' Hugging Face repo id, or pick a "
+                                  f"file in 'weights' (put weight files in {comfy.model_dirs()[0]})")
+        source: str | Path = hub_repo_id.strip()
+        hub_args = {"filename": hub_filename.strip() or None, "revision": hub_revision.strip() or None}
+        key = (source, hub_args["filename"], hub_args["revision"], None, offload)
+    else:
+        path = comfy.model_file_path(weights)
+        if path is None and weights == NO_FILES_CHOICE:
+            raise Audio2HeadError(
+                f"input 'weights': no weight files in {comfy.model_dirs()[0]}. Put the original audio2head.pth.tar "
+                "(or a converted .safetensors) there and refresh the page (press R), or choose the Hugging Face Hub "
+                "entry and give a repo id")
+        if path is None:
+            raise Audio2HeadError(
+                f"input 'weights': model file '{weights}' not found. Put the Audio2Head weights (the original "
+                f"audio2head.pth.tar or a converted .safetensors) in {comfy.model_dirs()[0]} and refresh, or "
+                "choose the Hugging Face Hub entry and give a repo id")
+        source = path
+        config = _config_of(path)
+        key = (str(path.resolve()), None, None, path.stat().st_mtime_ns, offload)
+    models = _CACHE.get(key)
+    if models is None:
+        _CACHE.clear()  # free the previous model before loading another
+        comfy.soft_empty_cache()
+        with blame("weights"):
+            models = load_models(source, device=offload, dtype=torch.float32, config=config, **hub_args)
+        _CACHE[key] = models
+    return LoadedModels(models, device, offload, dtype, str(source))
+
+
+def weight_choices() -> list[str]:
+    files = comfy.list_model_files()
+    return (files or [NO_FILES_CHOICE]) + [HUB_CHOICE]
+
+
+def weights_input() -> io.Combo.Input:
+    """The weights dropdown, shared with the all-in-one node."""
+    return io.Combo.Input(
+        "weights", options=weight_choices(),
+        tooltip="Weight file in ComfyUI/models/audio2head (the original audio2head.pth.tar is converted to "
+                ".safetensors on first use and cached beside it), or the Hub entry to download hub_repo_id.")
+
+
+def device_inputs() -> list:
+    return [
+        io.Combo.Input("device", options=["auto", "cpu"], default="auto",
+                       tooltip="auto: ComfyUI's compute device (GPU when available); the weights rest on ComfyUI's "
+                               "offload device between runs. cpu: always run on the CPU."),
+        io.Combo.Input("dtype", options=["auto", "fp32", "fp16", "bf16"], default="auto",
+                       tooltip="Compute precision. auto: fp32 on CPU; on a GPU bf16 or fp16 where ComfyUI reports "
+                               "the device supports them."),
+    ]
+
+
+def hub_inputs() -> list:
+    return [
+        io.String.Input("hub_repo_id", default="", optional=True,
+                        tooltip="Hugging Face repo 'owner/name' holding the weights; used when 'weights' is the "
+                                "Hub entry. Downloads go to the Hugging Face cache; HF_HUB_OFFLINE is honoured."),
+        io.String.Input("hub_filename", default="audio2head.safetensors", optional=True,
+                        tooltip="File inside the Hub repo."),
+        io.String.Input("hub_revision", default="", optional=True,
+                        tooltip="Branch, tag or commit of the Hub repo (empty: main)."),
+    ]
+
+
+class Audio2HeadModelLoader(io.ComfyNode):
+    """Loads the four Audio2Head networks once; later runs with the same settings reuse them."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Audio2HeadModelLoader",
+            display_name="Audio2Head Model Loader",
+            category=f"{CATEGORY}/loaders",
+            description="Loads the Audio2Head networks (pose predictor, motion field generator, keypoint detector, "
+                        "generator) from models/audio2head or the Hugging Face Hub.",
+            inputs=[weights_input(), *device_inputs(), *hub_inputs()],
+            outputs=[A2HModel.Output(display_name="model", tooltip="The loaded Audio2Head networks.")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, weights, **settings):
+        """A replaced weight file (new modification time) runs the node again instead of reusing its output."""
+        path = comfy.model_file_path(weights)
+        return path.stat().st_mtime_ns if path is not None else weights
+
+    @classmethod
+    def execute(cls, weights, device, dtype, hub_repo_id="", hub_filename="", hub_revision="") -> io.NodeOutput:
+        return io.NodeOutput(load_cached(weights, device, dtype, hub_repo_id, hub_filename, hub_revision))

@@ -1,0 +1,23 @@
+"""Test double for `comfy_api.latest`: the V3 names the pack uses, with ComfyUI's signatures."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from . import _io as io
+from . import _ui as ui
+
+IS_TEST_DOUBLE = True  # lets tests tell this package from the real one
+
+
+class ComfyExtension(ABC):
+    """What `comfy_entrypoint()` returns; ComfyUI awaits `get_node_list()`."""
+
+    async def on_load(self) -> None:
+        """Called once when the extension is loaded."""
+
+    @abstractmethod
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        """The node classes of the extension."""
+
+
+__all__ = ["ComfyExtension", "io", "ui"]
