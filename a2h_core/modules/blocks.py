@@ -1,3 +1,5 @@
+# Ports the First Order Motion Model architecture (github.com/AliaksandrSiarohin/first-order-model),
+# Copyright (c) 2019-2023 Aliaksandr Siarohin, MIT licence; its notice is reproduced in LICENSE.
 """Building blocks shared by the Audio2Head networks (the FOMM family of encoders, decoders and hourglasses).
 
 Every block works on 2-D feature maps `[N, C, H, W]` or, for the 3-D variants used by the motion field generator,
@@ -40,17 +42,25 @@ def keypoints_from_heatmaps(prediction: torch.Tensor, jacobian_map: torch.Tensor
 
     The logits become a spatial softmax at `temperature`; each keypoint is the heatmap-weighted mean of the
     coordinate grid, and its Jacobian the heatmap-weighted sum of `jacobian_map` (`[N, M*4, h, w]`, M = K maps or
-    one shared map), read row-major as [[a, b], [c, d]].
+    one shared map), read row-major as [[a, b], [c, d]]. Computed and returned in at least float32: in half
+    precision the keypoints would move by up to a pixel.
     """
+    work = precise_dtype(prediction.dtype)
     n, k, h, w = prediction.shape
-    heatmap = F.softmax(prediction.reshape(n, k, h * w) / temperature, dim=2).view(n, k, h, w)
+    heatmap = F.softmax(prediction.to(work).reshape(n, k, h * w) / temperature, dim=2).view(n, k, h, w)
     grid = make_coordinate_grid(h, w, heatmap)
     value = (heatmap.unsqueeze(-1) * grid).sum(dim=(2, 3))
     if jacobian_map is None:
         return Keypoints(value, None)
-    jacobian_map = jacobian_map.reshape(n, -1, 4, h, w)
+    jacobian_map = jacobian_map.to(work).reshape(n, -1, 4, h, w)
     jacobian = (heatmap.unsqueeze(2) * jacobian_map).view(n, k, 4, h * w).sum(dim=-1)
     return Keypoints(value, jacobian.view(n, k, 2, 2))
+
+
+def matmul_2x2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`a @ b` for `a` [..., 2, 2] and `b` [..., 2, n] (broadcast), written out element-wise so that autocast
+    cannot lower it to half precision (the warp coordinates need float32)."""
+    return a[..., :, 0:1] * b[..., 0:1, :] + a[..., :, 1:2] * b[..., 1:2, :]
 
 
 def init_identity_jacobian(conv: nn.Conv2d) -> None:
@@ -72,8 +82,8 @@ class AntiAliasDownsample(nn.Module):
     def __init__(self, channels: int, scale: float):
         super().__init__()
         stride = round(1 / scale)
-        if abs(stride * scale - 1) > 1e-9:
-            raise ValueError(f"AntiAliasDownsample needs scale = 1/integer, got {scale}")
+        if stride < 2 or abs(stride * scale - 1) > 1e-9:
+            raise ValueError(f"AntiAliasDownsample needs scale = 1/n for an integer n >= 2, got {scale}")
         self.stride = stride
         self.groups = channels
         sigma = (1 / scale - 1) / 2
@@ -85,9 +95,12 @@ class AntiAliasDownsample(nn.Module):
         kernel = kernel / kernel.sum()
         self.register_buffer("weight", kernel.expand(channels, 1, size, size).clone())
 
+    @classmethod
+    def or_identity(cls, channels: int, scale: float) -> nn.Module:
+        """The downsampler, or a no-op (without a kernel buffer, as in the checkpoint) when scale is 1."""
+        return nn.Identity() if scale == 1 else cls(channels, scale)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == 1:
-            return x
         return F.conv2d(x, self.weight, stride=self.stride, padding=self.padding, groups=self.groups)
 
 
@@ -161,11 +174,13 @@ class DownBlock3d(nn.Module):
         self.norm_res = nn.BatchNorm3d(in_features, affine=True)
         self.conv = nn.Conv3d(in_features, out_features, kernel_size=3, padding=1)
         self.norm = nn.BatchNorm3d(out_features, affine=True)
-        self.pool = nn.AvgPool3d(kernel_size=(2, 2, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.norm_res(self.res(x)))
-        return self.pool(F.relu(self.norm(self.conv(out))))
+        out = F.relu(self.norm(self.conv(out)))
+        if out.dtype in _HALF_DTYPES:  # CPU has no fp16/bf16 avg_pool3d kernel; pool in float32
+            return F.avg_pool3d(out.float(), kernel_size=2).to(out.dtype)
+        return F.avg_pool3d(out, kernel_size=2)
 
 
 class UpBlock3d(nn.Module):
@@ -227,15 +242,14 @@ class HourglassDecoder(nn.Module):
                 res_blocks.append(nn.Sequential(
                     ResBlock(skip_features, dims=3), nn.BatchNorm3d(skip_features), nn.ReLU()))
         self.up_blocks = nn.ModuleList(up_blocks)
-        if dims == 3:
-            self.res_blocks = nn.ModuleList(res_blocks)
+        self.res_blocks = nn.ModuleList(res_blocks) if dims == 3 else None
         self.out_filters = block_expansion + in_features
 
     def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
         out = skips[-1]
         for i, block in enumerate(self.up_blocks):
             skip = skips[-2 - i]
-            if hasattr(self, "res_blocks"):
+            if self.res_blocks is not None:
                 skip = self.res_blocks[i](skip)
             out = torch.cat([block(out), skip], dim=1)
         return out
