@@ -441,6 +441,12 @@ def _read_weights(source: str | Path, config: ModelConfig, revision: str | None,
 # Loading
 
 
+def _declared_config(metadata: dict[str, str]) -> ModelConfig:
+    """The config a weights file was written for; only the reduced test widths differ from the published model."""
+    return ModelConfig.reduced() if metadata.get("config") == config_name(ModelConfig.reduced()) else \
+        ModelConfig.published()
+
+
 def load_models(source: str | Path, *, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32,
                 config: ModelConfig | None = None, revision: str | None = None,
                 filename: str | None = None) -> Audio2HeadModels:
@@ -449,11 +455,13 @@ def load_models(source: str | Path, *, device: str | torch.device = "cpu", dtype
     source: a .safetensors file; a folder holding one weights file; the authors' original .pth.tar (converted once
     and cached as `<name>.safetensors` beside it, reused while the pickle's SHA-256 matches); or a Hugging Face Hub
     repo id "owner/name" (`filename` defaults to "audio2head.safetensors"; `revision` picks a branch, tag or
-    commit; HF_HUB_OFFLINE and the Hub cache are honoured). `config` defaults to the published model.
+    commit; HF_HUB_OFFLINE and the Hub cache are honoured). `config` defaults to the one the file declares in its
+    metadata: the reduced test widths for files written with `ModelConfig.reduced()`, else the published model.
     """
-    config = config or ModelConfig.published()
     dtype, device = parse_dtype(dtype), parse_device(device)
-    tensors, metadata, origin = _read_weights(source, config, revision or None, filename or None)
+    tensors, metadata, origin = _read_weights(source, config or ModelConfig.published(), revision or None,
+                                              filename or None)
+    config = config or _declared_config(metadata)
     validate_state_dict(tensors, config, source=origin, metadata=metadata)
     # Built on the meta device and given the loaded tensors themselves: no random init, no second copy in memory.
     with torch.device("meta"):

@@ -9,10 +9,9 @@ from pathlib import Path
 import torch
 from comfy_api.latest import io
 
-from a2h_core.config import ModelConfig
 from a2h_core.errors import Audio2HeadError
 from a2h_core.models import Audio2HeadModels
-from a2h_core.weights import load_models, read_metadata
+from a2h_core.weights import load_models
 from a2h_core.wrapper import Audio2HeadWrapper
 
 from . import comfy
@@ -72,15 +71,6 @@ def _resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
     return dtype
 
 
-def _config_of(path: Path) -> ModelConfig | None:
-    """The model config a safetensors file declares in its metadata ("reduced" for test weights), else None."""
-    if path.suffix != ".safetensors":
-        return None
-    with blame("weights"):
-        declared = read_metadata(path).get("config")
-    return ModelConfig.reduced() if declared == "reduced" else None
-
-
 def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "auto", hub_repo_id: str = "",
                 hub_filename: str = "", hub_revision: str = "") -> LoadedModels:
     """Load (or reuse) the networks for a loader's settings. Only the most recent model stays cached.
@@ -90,7 +80,7 @@ def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "
     device = _resolve_device(device_choice)
     dtype = _resolve_dtype(dtype_choice, device)
     offload = device if device_choice == "cpu" else comfy.offload_device()
-    config, hub_args = None, {}
+    hub_args = {}
     if weights == HUB_CHOICE:
         if not hub_repo_id.strip():
             raise Audio2HeadError("input 'hub_repo_id': empty; give an 'owner/name' Hugging Face repo id, or pick a "
@@ -111,14 +101,13 @@ def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "
                 f"audio2head.pth.tar or a converted .safetensors) in {comfy.model_dirs()[0]} and refresh, or "
                 "choose the Hugging Face Hub entry and give a repo id")
         source = path
-        config = _config_of(path)
         key = (str(path.resolve()), None, None, path.stat().st_mtime_ns, offload)
     models = _CACHE.get(key)
     if models is None:
         _CACHE.clear()  # free the previous model before loading another
         comfy.soft_empty_cache()
         with blame("weights"):
-            models = load_models(source, device=offload, dtype=torch.float32, config=config, **hub_args)
+            models = load_models(source, device=offload, dtype=torch.float32, **hub_args)
         _CACHE[key] = models
     return LoadedModels(models, device, offload, dtype, str(source))
 

@@ -492,3 +492,11 @@ def test_hub_offline_mode_uses_the_cache_and_fails_clearly_without_it(reduced_st
     assert result["checksum"] == pytest.approx(expected, rel=1e-12)
     assert "Offline mode is on (HF_HUB_OFFLINE)" in result["error"]
     assert "'someone/not-cached'" in result["error"] and "python -m a2h_core convert" in result["error"]
+
+
+
+def test_load_uses_the_config_the_file_declares(reduced_state, tmp_path):
+    """A file converted for the reduced test widths loads without naming its config; others default to published."""
+    original = save_original(reduced_state, tmp_path / "reduced.pth.tar")
+    converted = convert_checkpoint(original, tmp_path / "reduced.safetensors", config=REDUCED)
+    assert load_models(converted).config == REDUCED
