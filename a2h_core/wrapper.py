@@ -1,0 +1,251 @@
+"""Model operations of Audio2Head, stage by stage (the LivePortrait `live_portrait_wrapper` split).
+
+`Audio2HeadWrapper` runs the four networks on one device in one compute dtype; it knows nothing of files, videos
+or progress bars beyond a `progress(done, total)` callback. The orchestration (streaming a whole clip into an MP4)
+lives in `pipeline.py`; the ComfyUI nodes call these stages one by one.
+
+Frame assembly follows the original's inference loop exactly:
+- the motion field generator sees windows of 64 frames that start every 32 frames;
+- the first window gives frames [0, 48) of the video, every later window the frames of its rows [16, 48);
+- rows past the end of the clip get zero audio and the curve's last pose. They still influence the window's other
+  rows, because the generator mixes time, so the last window's padding is reproduced, not trimmed;
+- frame i uses pose i of the curve (a predicted curve has one pose more than the video has frames);
+- driving keypoints are absolute: the generator warps with J_src * inv(J_drv), no relative motion;
+- frames are (prediction * 255) truncated to uint8.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .config import FEATURE_ROWS_PER_FRAME, FPS, NUM_AUDIO_FEATURES
+from .errors import Audio2HeadError
+from .features import AudioFeatures
+from .keypoints import Keypoints
+from .models import Audio2HeadModels
+from .modules.pose_predictor import denormalize_poses
+from .pose import PoseCurve
+from .pose_render import render_pose_boxes
+from .weights import parse_device, parse_dtype
+
+Progress = Callable[[int, int], None]  # progress(done, total); may raise to cancel (ComfyUI's ProgressBar does)
+
+
+@dataclass(frozen=True)
+class MotionWindow:
+    """One pass of the motion field generator: video frames start + 0 .. start + seq_len - 1."""
+
+    start: int  # video frame of the window's first row
+    keep_start: int  # first row whose keypoints go into the video
+    keep_end: int  # one past the last row that goes into the video
+
+    @property
+    def first_kept_frame(self) -> int:
+        return self.start + self.keep_start
+
+    @property
+    def kept_frames(self) -> int:
+        return self.keep_end - self.keep_start
+
+
+def plan_windows(num_frames: int, seq_len: int) -> list[MotionWindow]:
+    """The original's windows: start every seq_len/2 frames; keep rows [0, 3/4) of the first, [1/4, 3/4) after.
+
+    Only windows that contribute frames are listed (the original stops once it has every frame).
+    """
+    step, margin, keep_end = seq_len // 2, seq_len // 4, seq_len // 4 * 3
+    windows = []
+    start = 0
+    while True:
+        keep_start = 0 if start == 0 else margin
+        if start + keep_start >= num_frames:
+            break
+        windows.append(MotionWindow(start, keep_start, min(keep_end, num_frames - start)))
+        start += step
+    return windows
+
+
+def require_frames(features: AudioFeatures) -> int:
+    """The video frame count of the features; a clear error when they do not make a single frame."""
+    if features.num_frames < 1:
+        raise Audio2HeadError(
+            f"the audio gives {len(features.values)} feature rows, less than one video frame "
+            f"({FEATURE_ROWS_PER_FRAME} rows = {1000 // FPS} ms): give a longer recording"
+        )
+    return features.num_frames
+
+
+def frame_audio(features: AudioFeatures) -> np.ndarray:
+    """Feature rows grouped per video frame: [frames, 4, 41] float32 (a trailing partial frame is dropped)."""
+    frames = require_frames(features)
+    rows = np.asarray(features.values[: frames * FEATURE_ROWS_PER_FRAME], dtype=np.float32)
+    return rows.reshape(frames, FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES)
+
+
+def frame_poses(poses: PoseCurve, num_frames: int) -> np.ndarray:
+    """Poses for frames 0 .. num_frames, [num_frames + 1, 6] float32: pose i for frame i, the curve's last pose held
+    past its end. Row num_frames is the pose of every padding row after the clip (the original's `pose[-1]`)."""
+    return np.asarray(poses.pose_for_frames(num_frames + 1), dtype=np.float32)
+
+
+def window_inputs(audio: np.ndarray, poses: np.ndarray, window: MotionWindow, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Audio [seq_len, 4, 41] and poses [seq_len, 6] of one window: zeros and the end pose past the clip."""
+    num_frames = len(audio)
+    frames = np.arange(window.start, window.start + seq_len)
+    inside = frames < num_frames
+    window_audio = np.zeros((seq_len, *audio.shape[1:]), dtype=np.float32)
+    window_audio[inside] = audio[frames[inside]]
+    window_poses = poses[np.minimum(frames, num_frames)]
+    return window_audio, window_poses
+
+
+class Audio2HeadWrapper:
+    """Runs the Audio2Head networks on a device, in a compute dtype, one pipeline stage per method.
+
+    `source` arguments are the network input from `image.prepare_source_image`: [1, 3, 256, 256] float32 in 0..1.
+    device: where to compute (the models are moved there); None keeps the models' device. On CPU and CUDA the
+    generator's weights are switched to the channels-last memory layout (same values, faster convolutions).
+    dtype: compute precision; below the weights' dtype (e.g. bf16 with float32 weights) the networks run under
+    autocast. None computes in the weights' dtype. Keypoints come back as float32 on `device`.
+    """
+
+    def __init__(self, models: Audio2HeadModels, device: str | torch.device | None = None,
+                 dtype: str | torch.dtype | None = None):
+        self.models = models.eval()
+        parameter = next(models.parameters())
+        self.device = parse_device(device) if device is not None else parameter.device
+        if parameter.device != self.device:
+            models.to(self.device)
+        self.dtype = parse_dtype(dtype) if dtype is not None else parameter.dtype
+        self.seq_len = models.config.motion_field.seq_len
+        # The warping generator does nearly all the work; its 2-D convolutions run 10-20 % faster channels-last on
+        # the CPU (oneDNN) and on CUDA. Only the weights' memory layout changes, not their values.
+        self._channels_last = self.device.type in ("cpu", "cuda")
+        if self._channels_last:
+            models.generator.to(memory_format=torch.channels_last)
+        # The pose-box rasteriser projects in float64, which MPS lacks: draw on the CPU there.
+        self._box_device = torch.device("cpu") if self.device.type == "mps" else self.device
+
+    # ---------------------------------------------------------------------------------------------------------- utils
+    def _compute(self):
+        """Inference mode, plus autocast when the compute dtype is lower than the weights' dtype."""
+        weight_dtype = next(self.models.parameters()).dtype
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.dtype != weight_dtype:
+            stack.enter_context(torch.autocast(self.device.type, dtype=self.dtype))
+        return stack
+
+    def _input(self, tensor: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """A tensor on the model's device, in the weights' dtype (autocast handles lower compute precision)."""
+        tensor = torch.as_tensor(tensor)
+        return tensor.to(device=self.device, dtype=next(self.models.parameters()).dtype)
+
+    def _source(self, source: torch.Tensor) -> torch.Tensor:
+        if not isinstance(source, torch.Tensor) or source.shape[0] != 1 or source.dim() != 4 or source.shape[1] != 3:
+            shape = tuple(source.shape) if isinstance(source, torch.Tensor) else type(source).__name__
+            raise Audio2HeadError(
+                f"source must be the prepared [1, 3, 256, 256] image tensor, got {shape}: use prepare_source_image")
+        return self._input(source)
+
+    # --------------------------------------------------------------------------------------------------------- stages
+    def predict_poses(self, source: torch.Tensor, features: AudioFeatures) -> PoseCurve:
+        """Head poses from the source image and the audio: num_frames + 1 poses (pose 0 from the image alone)."""
+        audio = torch.from_numpy(frame_audio(features)).unsqueeze(0)
+        with self._compute():
+            normalised = self.models.audio2pose(self._source(source), self._input(audio))
+        # De-normalised on the CPU in float32, as the original does in numpy.
+        poses = denormalize_poses(normalised[0].float().cpu().numpy())
+        return PoseCurve(values=poses.astype(np.float64), fps=float(FPS))
+
+    def source_keypoints(self, source: torch.Tensor) -> Keypoints:
+        """Keypoints and Jacobians of the source image, N = 1, float32 on the model's device."""
+        with self._compute():
+            keypoints = self.models.kp_detector(self._source(source))
+        return keypoints.to(dtype=torch.float32)
+
+    def iter_driving_keypoints(self, source: torch.Tensor, features: AudioFeatures, poses: PoseCurve,
+                               progress: Progress | None = None,
+                               on_pose_boxes: Callable[[int, torch.Tensor], None] | None = None
+                               ) -> Iterator[Keypoints]:
+        """Driving keypoints window by window, in video order: each item holds that window's kept frames.
+
+        on_pose_boxes(first_frame, boxes [n, 256, 256] uint8 0/255) receives the pose images of the kept frames
+        (for --save-intermediates). progress(done, total) counts frames.
+        """
+        audio = frame_audio(features)
+        num_frames = len(audio)
+        all_poses = frame_poses(poses, num_frames)
+        source = self._source(source)
+        done = 0
+        for window in plan_windows(num_frames, self.seq_len):
+            window_audio, window_poses = window_inputs(audio, all_poses, window, self.seq_len)
+            boxes = render_pose_boxes(torch.from_numpy(window_poses), device=self._box_device)
+            if on_pose_boxes is not None:
+                kept = boxes[window.keep_start:window.keep_end].to(torch.uint8).cpu()
+                on_pose_boxes(window.first_kept_frame, kept)
+            with self._compute():
+                keypoints = self.models.audio2kp(
+                    self._input(window_audio).unsqueeze(0), self._input(boxes).unsqueeze(0), source)
+            yield keypoints[window.keep_start:window.keep_end].to(dtype=torch.float32)
+            done += window.kept_frames
+            if progress is not None:
+                progress(done, num_frames)
+
+    def driving_keypoints(self, source: torch.Tensor, features: AudioFeatures, poses: PoseCurve,
+                          progress: Progress | None = None) -> Keypoints:
+        """Driving keypoints of every video frame, [num_frames, K, 2] (+ Jacobians)."""
+        return Keypoints.cat(list(self.iter_driving_keypoints(source, features, poses, progress)))
+
+    def render_frames(self, source: torch.Tensor, kp_source: Keypoints, kp_driving: Keypoints | Iterable[Keypoints],
+                      batch_size: int = 8, progress: Progress | None = None,
+                      total: int | None = None) -> Iterator[np.ndarray]:
+        """Frames [B, 256, 256, 3] uint8, batch_size at a time (the last batch may be smaller).
+
+        kp_driving is all frames' keypoints, or an iterable of consecutive chunks (e.g. iter_driving_keypoints) to
+        stream. The source encoding is computed once. progress(done, total) counts frames; `total` is needed for
+        progress when kp_driving is an iterable.
+        """
+        if batch_size < 1:
+            raise Audio2HeadError(f"batch_size must be at least 1, got {batch_size}")
+        if isinstance(kp_driving, Keypoints):
+            total = len(kp_driving)
+            kp_driving = [kp_driving]
+        source = self._source(source)
+        if self._channels_last:
+            source = source.contiguous(memory_format=torch.channels_last)
+        kp_source = kp_source.to(device=self.device, dtype=source.dtype)
+        with self._compute():
+            source_features = self.models.generator.encode_source(source)
+        done = 0
+        for batch in _rebatch(kp_driving, batch_size):
+            with self._compute():
+                prediction = self.models.generator(
+                    source, source_features, kp_source, batch.to(device=self.device, dtype=source.dtype)
+                )["prediction"]
+            # float32 * 255 truncated to uint8, as the original's numpy astype.
+            frames = (prediction.float() * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            done += len(frames)
+            if progress is not None:
+                progress(done, total if total is not None else done)
+            yield frames
+
+
+def _rebatch(chunks: Iterable[Keypoints], batch_size: int) -> Iterator[Keypoints]:
+    """Regroup consecutive keypoint chunks of any sizes into batches of batch_size (the last may be smaller)."""
+    pending: list[Keypoints] = []
+    count = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        count += len(chunk)
+        while count >= batch_size:
+            merged = Keypoints.cat(pending)
+            yield merged[:batch_size]
+            rest = merged[batch_size:]
+            pending, count = ([rest] if len(rest) else []), len(rest)
+    if count:
+        yield Keypoints.cat(pending)

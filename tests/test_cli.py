@@ -1,0 +1,120 @@
+"""`python -m a2h_core`: generate end to end on reduced random weights, sub-commands, errors, Ctrl-C."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from a2h_core import cli
+from a2h_core.config import ModelConfig
+from a2h_core.models import Audio2HeadModels
+from a2h_core.video import read_video_info
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Reduced random weights, a 1 s buzzing 'voice' at 22.05 kHz stereo, and a 200x160 RGBA portrait."""
+    from PIL import Image
+    from safetensors.torch import save_file
+    from scipy.io import wavfile
+
+    folder = tmp_path_factory.mktemp("inputs")
+    torch.manual_seed(0)
+    weights = folder / "reduced.safetensors"
+    save_file({k: v.contiguous() for k, v in Audio2HeadModels(ModelConfig.reduced()).state_dict().items()}, weights)
+    rate = 22050
+    t = np.arange(rate) / rate
+    voice = 0.3 * np.sign(np.sin(2 * np.pi * (120 + 30 * t) * t)) * (np.sin(2 * np.pi * 2 * t) > 0)
+    wavfile.write(folder / "speech.wav", rate, (np.stack([voice, voice], axis=1) * 32767).astype(np.int16))
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (160, 200, 4), dtype=np.uint8), "RGBA").save(folder / "face.png")
+    return folder
+
+
+def _generate_args(inputs, out, *extra):
+    return ["generate", "--image", str(inputs / "face.png"), "--audio", str(inputs / "speech.wav"),
+            "--weights", str(inputs / "reduced.safetensors"), "--model-config", "reduced", "--out", str(out), *extra]
+
+
+def test_generate_writes_the_video(inputs, tmp_path, capsys):
+    out = tmp_path / "talk.mp4"
+    code = cli.main(_generate_args(inputs, out, "--crop", "20,10,140,140", "--batch-size", "6"))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "ETA" in captured.err and "frames/s" in captured.err
+    info = read_video_info(out)
+    assert info["fps"] == 25 and info["frames"] == 24
+    assert (info["width"], info["height"]) == (200, 160)
+    assert info["audio_codec"] == "aac" and info["audio_seconds"] == pytest.approx(24 / 25, abs=1024 / 22050)
+    assert os.listdir(tmp_path) == ["talk.mp4"]
+
+
+def test_subcommands_are_registered():
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(commands) == {"generate", "features", "pose", "convert"}
+    for name in commands:
+        assert callable(parser.parse_args([name] + _minimal_args(name)).func)
+
+
+def _minimal_args(name):
+    return {"generate": ["--image", "a.png", "--audio", "a.wav", "--weights", "w", "--out", "o.mp4"],
+            "features": ["--audio", "a.wav", "--out", "f.npy"],
+            "pose": [],
+            "convert": ["in.pth.tar"]}[name]
+
+
+def test_missing_weights_name_both_ways_and_the_converter(inputs, tmp_path, capsys):
+    out = tmp_path / "x.mp4"
+    args = _generate_args(inputs, out)
+    args[args.index("--weights") + 1] = str(tmp_path / "nowhere.safetensors")
+    assert cli.main(args) == cli.EXIT_USER_ERROR
+    message = capsys.readouterr().err
+    assert "error:" in message and "Hub" in message and "convert" in message and "pth.tar" in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("which,match", [("--image", "cannot read the source image"), ("--audio", "audio")])
+def test_unreadable_inputs(inputs, tmp_path, capsys, which, match):
+    broken = tmp_path / ("broken.png" if which == "--image" else "broken.wav")
+    broken.write_bytes(b"definitely not media")
+    args = _generate_args(inputs, tmp_path / "x.mp4")
+    args[args.index(which) + 1] = str(broken)
+    assert cli.main(args) == cli.EXIT_USER_ERROR
+    message = capsys.readouterr().err
+    assert match in message and "broken" in message
+    assert sorted(os.listdir(tmp_path)) == [broken.name]
+
+
+def test_ctrl_c_leaves_no_finished_looking_file(inputs, tmp_path, capsys, monkeypatch):
+    def interrupt(self, done, total):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.ProgressBar, "__call__", interrupt)
+    assert cli.main(_generate_args(inputs, tmp_path / "talk.mp4")) == cli.EXIT_INTERRUPTED
+    assert "interrupted" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_progress_bar_text():
+    import io
+
+    stream = io.StringIO()
+    bar = cli.ProgressBar("Rendering", stream=stream)
+    bar(5, 10)
+    bar(10, 10)
+    text = stream.getvalue()
+    assert "5/10 frames" in text and "ETA" in text and "10 frames in" in text
+
+
+def test_module_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "a2h_core", "generate", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    for option in ("--image", "--audio", "--weights", "--out", "--pose-curve", "--device", "--dtype",
+                   "--batch-size", "--crop", "--save-intermediates"):
+        assert option in result.stdout

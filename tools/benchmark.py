@@ -1,0 +1,200 @@
+"""Speed of each pipeline stage and end to end, beside the original's per-frame loop; and streaming memory.
+
+    python tools/benchmark.py --original /path/to/Audio2Head [--frames 100] [--batch-size 8] [--dtypes fp32,bf16]
+    python tools/benchmark.py --memory-minutes 10 [--memory-frames 80]
+
+Speed: published-width networks with the same random weights on both sides (see tools/compare_pipeline.py), the
+original's demo image and the first `--frames` frames of its demo audio, CPU. Printed per dtype: frames per second
+of audio features, pose prediction, source keypoints, motion field (window passes incl. pose boxes), generator,
+MP4 encoding, and end to end (the sum of the stages), beside the original's video-stage loop (pose boxes, motion
+field, generator per frame). Fidelity: uint8 difference of our fp32 frames to the original's, and PSNR of every
+other dtype's frames against our fp32 frames.
+
+Memory: `--memory-minutes M` extracts the features of M minutes of audio (the demo voice repeated) in a child
+process (the command line also extracts them before loading the networks), then runs `pipeline.generate` into an
+MP4 and stops it after `--memory-frames` rendered frames (the run is then cancelled: the MP4 is deleted).
+Everything that grows with the audio length (features, pose curve) is built before the first frame, the soundtrack
+is decoded as the video advances, and the streamed stage's memory is per window, so the peak resident memory
+printed is that of the full-length run. Both peaks are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from a2h_core.config import FPS, ModelConfig  # noqa: E402
+from a2h_core.features import extract_features  # noqa: E402
+from a2h_core.image import prepare_source_image  # noqa: E402
+from a2h_core.models import Audio2HeadModels  # noqa: E402
+from a2h_core.pipeline import PipelineConfig, generate  # noqa: E402
+from a2h_core.video import VideoWriter, load_soundtrack  # noqa: E402
+from a2h_core.wrapper import Audio2HeadWrapper  # noqa: E402
+
+
+def psnr(frames: np.ndarray, reference: np.ndarray) -> float:
+    mse = np.mean((frames.astype(np.float64) - reference.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def speed(args) -> None:
+    from compare_pipeline import frame_difference, original_image, run_original_video_stage, shared_setup
+
+    root = args.original.resolve()
+    frames = args.frames
+    original, ours, image_path, features, curve = shared_setup(root, frames, args.seed)
+    voice = root / "demo" / "audio" / "intro.wav"
+    rate = load_soundtrack(voice).sample_rate
+    clip = load_soundtrack(voice).read_all()[0, : int((frames / FPS + 0.05) * rate)].astype(np.float64)
+    print(f"{torch.get_num_threads()} torch threads; {frames} frames; batch {args.batch_size}", flush=True)
+
+    rows = []
+    cpu_rows = []  # CPU seconds per frame (all threads): steadier than wall time on a shared machine
+    reference = None
+    if not args.skip_original:
+        print("original per-frame loop ...", flush=True)
+        cpu = time.process_time()
+        reference, seconds = run_original_video_stage(original, original_image(image_path), features, curve)
+        rows.append(("original video stage (boxes + motion field + generator)", frames / seconds))
+        cpu_rows.append(("original video stage", (time.process_time() - cpu) / frames))
+        del original
+
+    results = {}
+    for dtype in args.dtypes.split(","):
+        print(f"ours {dtype} ...", flush=True)
+        _, feature_seconds = timed(extract_features, clip, sample_rate=rate)
+        wrapper = Audio2HeadWrapper(ours, dtype=dtype)
+        source, _ = prepare_source_image(image_path)
+        _, pose_seconds = timed(wrapper.predict_poses, source, features)
+        cpu = time.process_time()
+        result, video_seconds = timed(generate, image_path, features, ours,
+                                      PipelineConfig(batch_size=args.batch_size, dtype=dtype), pose_curve=curve)
+        cpu_rows.append((f"ours {dtype} video stage", (time.process_time() - cpu) / frames))
+        with tempfile.TemporaryDirectory() as folder:
+            def encode():
+                with VideoWriter(Path(folder) / "bench.mp4", 256, 256, soundtrack=load_soundtrack(voice)) as writer:
+                    for start in range(0, frames, args.batch_size):
+                        writer.write(result.frames[start:start + args.batch_size])
+            _, encode_seconds = timed(encode)
+        stage = result.seconds
+        total = feature_seconds + pose_seconds + video_seconds + encode_seconds
+        rows += [
+            (f"ours {dtype}: audio features", frames / feature_seconds),
+            (f"ours {dtype}: pose prediction", frames / pose_seconds),
+            (f"ours {dtype}: source image + keypoints (once)", frames / (stage["image"] + stage["source keypoints"])),
+            (f"ours {dtype}: motion field (pose boxes + windows)", frames / stage["motion field"]),
+            (f"ours {dtype}: generator", frames / stage["generator"]),
+            (f"ours {dtype}: video stage (motion field + generator)", frames / video_seconds),
+            (f"ours {dtype}: MP4 encoding", frames / encode_seconds),
+            (f"ours {dtype}: end to end (sum of the stages above)", frames / total),
+        ]
+        results[dtype] = result.frames
+
+    print(f"\n{'stage':<60} frames/s")
+    for name, value in rows:
+        print(f"{name:<60} {value:8.2f}")
+    print(f"\n{'CPU time':<60} CPU s/frame")
+    for name, value in cpu_rows:
+        print(f"{name:<60} {value:8.3f}")
+    if reference is not None and "fp32" in results:
+        largest, share = frame_difference(results["fp32"], reference)
+        print(f"\nours fp32 vs original uint8 frames: max abs difference {largest}, {100 * share:.4f}% of values differ")
+    for dtype, frames_out in results.items():
+        if dtype != "fp32" and "fp32" in results:
+            print(f"ours {dtype} vs ours fp32: PSNR {psnr(frames_out, results['fp32']):.2f} dB")
+
+
+class _StopAfter(Exception):
+    pass
+
+
+def _features_to_file(audio_path: str, out_path: str) -> None:
+    extract_features(audio_path).save(out_path)
+
+
+def memory(args) -> None:
+    import multiprocessing
+
+    from scipy.io import wavfile
+
+    from a2h_core.features import AudioFeatures
+
+    voice = Path(args.original or "") / "demo" / "audio" / "intro.wav"
+    if args.original and voice.is_file():
+        rate, samples = wavfile.read(voice)
+        samples = samples if samples.ndim == 1 else samples[:, 0]
+    else:  # a synthetic buzz when the original's demo audio is not at hand
+        rate = 16000
+        t = np.arange(20 * rate) / rate
+        samples = (8000 * np.sign(np.sin(2 * np.pi * (120 + 30 * np.sin(t)) * t))).astype(np.int16)
+    image = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+
+    def stop(done, total_frames):
+        if done >= args.memory_frames:
+            raise _StopAfter(done, total_frames)
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "long.wav"
+        wavfile.write(path, rate, np.resize(samples, int(args.memory_minutes * 60 * rate)))
+        # Features in a child process, as the command line extracts them before loading the networks: the two
+        # memory peaks are then measured apart.
+        start = time.perf_counter()
+        child = multiprocessing.get_context("spawn").Process(
+            target=_features_to_file, args=(str(path), str(Path(folder) / "features.npy")))
+        child.start()
+        child.join()
+        features = AudioFeatures.load(Path(folder) / "features.npy")
+        features_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"features: {features.num_frames} frames in {time.perf_counter() - start:.1f} s, "
+              f"peak resident memory {features_mb:.0f} MB", flush=True)
+        torch.manual_seed(0)
+        models = Audio2HeadModels(ModelConfig.published()).eval().requires_grad_(False)
+        start = time.perf_counter()
+        try:
+            generate(image, path, models, PipelineConfig(batch_size=args.batch_size), out_path=Path(folder) / "out.mp4",
+                     progress=stop, features=features,
+                     log=lambda message: print(f"  {time.perf_counter() - start:7.1f} s  {message}", flush=True))
+        except _StopAfter as stopped:
+            done, total_frames = stopped.args
+            print(f"stopped after {done} of {total_frames} frames, {time.perf_counter() - start:.1f} s")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{args.memory_minutes} min of audio: pipeline (networks, poses, streamed rendering, MP4) peak resident "
+          f"memory {peak_mb:.0f} MB; feature extraction {features_mb:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--original", type=Path, help="folder of the original Audio2Head repository")
+    parser.add_argument("--frames", type=int, default=100, help="video frames per speed run (default 100)")
+    parser.add_argument("--batch-size", type=int, default=8, help="our generator batch (default 8)")
+    parser.add_argument("--dtypes", default="fp32,bf16", help="our compute dtypes to time (default fp32,bf16)")
+    parser.add_argument("--skip-original", action="store_true", help="do not run the original's loop")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--memory-minutes", type=float, help="measure peak memory on this much audio instead")
+    parser.add_argument("--memory-frames", type=int, default=80, help="frames rendered in the memory run")
+    args = parser.parse_args()
+    if args.memory_minutes:
+        memory(args)
+    elif args.original is None:
+        parser.error("--original is needed for the speed comparison (or give --memory-minutes)")
+    else:
+        speed(args)
+
+
+if __name__ == "__main__":
+    main()
