@@ -12,13 +12,11 @@ import time
 import warnings
 from pathlib import Path
 
-from .config import ModelConfig
 from .errors import Audio2HeadError
 
 EXIT_USER_ERROR = 2  # bad input, missing weights, ...: the message says what to fix
 EXIT_INTERRUPTED = 130  # Ctrl-C, the shell convention (128 + SIGINT)
 
-_MODEL_CONFIGS = {"published": ModelConfig.published, "reduced": ModelConfig.reduced}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +56,6 @@ def add_generate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
                         help="face box in the image; the face is animated and pasted back into the full picture")
     parser.add_argument("--save-intermediates", type=Path, metavar="DIR",
                         help="write every stage's output (features, poses, pose boxes, keypoints, frames) to DIR")
-    parser.add_argument("--model-config", choices=sorted(_MODEL_CONFIGS), default="published",
-                        help="network widths of the weights: published (default) or reduced (tiny test models)")
     parser.set_defaults(func=run_generate_command)
     return parser
 
@@ -106,7 +102,7 @@ def run_generate_command(args: argparse.Namespace) -> int:
     print(f"Extracting audio features from {args.audio}", file=sys.stderr)
     features = extract_features(args.audio)
     print(f"Loading weights from {args.weights}", file=sys.stderr)
-    models = load_models(args.weights, device=args.device, config=_MODEL_CONFIGS[args.model_config]())
+    models = load_models(args.weights, device=args.device)
     config = PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size, crop=args.crop,
                             save_intermediates=args.save_intermediates)
     result = generate(args.image, args.audio, models, config, pose_curve=pose_curve, out_path=args.out,

@@ -25,7 +25,8 @@ def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inputs")
     torch.manual_seed(0)
     weights = folder / "reduced.safetensors"
-    save_file({k: v.contiguous() for k, v in Audio2HeadModels(ModelConfig.reduced()).state_dict().items()}, weights)
+    save_file({k: v.contiguous() for k, v in Audio2HeadModels(ModelConfig.reduced()).state_dict().items()}, weights,
+              metadata={"config": "reduced"})  # what the converter records for reduced test widths
     rate = 22050
     t = np.arange(rate) / rate
     voice = 0.3 * np.sign(np.sin(2 * np.pi * (120 + 30 * t) * t)) * (np.sin(2 * np.pi * 2 * t) > 0)
@@ -37,7 +38,7 @@ def inputs(tmp_path_factory):
 
 def _generate_args(inputs, out, *extra):
     return ["generate", "--image", str(inputs / "face.png"), "--audio", str(inputs / "speech.wav"),
-            "--weights", str(inputs / "reduced.safetensors"), "--model-config", "reduced", "--out", str(out), *extra]
+            "--weights", str(inputs / "reduced.safetensors"), "--out", str(out), *extra]
 
 
 def test_generate_writes_the_video(inputs, tmp_path, capsys):
