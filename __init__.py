@@ -15,7 +15,10 @@ if _PACK_DIR not in sys.path:
 
 WEB_DIRECTORY = "./web/js"
 
-if importlib.util.find_spec("comfy_api") is not None:
-    from .nodes import comfy_entrypoint  # noqa: F401
-elif "folder_paths" in sys.modules:  # inside a ComfyUI too old for V3 nodes
-    raise ImportError("ComfyUI-Audio2Head needs a ComfyUI with the V3 node API (comfy_api.latest): update ComfyUI")
+# ComfyUI imports this file as a package. pytest may import it as a bare module (when the checkout's folder name is
+# not an identifier, such as "ComfyUI-Audio2Head"); then there is no package to import the nodes from.
+if __package__:
+    if importlib.util.find_spec("comfy_api") is not None:
+        from .nodes import comfy_entrypoint  # noqa: F401
+    elif "folder_paths" in sys.modules:  # inside a ComfyUI too old for V3 nodes
+        raise ImportError("ComfyUI-Audio2Head needs a ComfyUI with the V3 node API (comfy_api.latest): update ComfyUI")
