@@ -20,20 +20,18 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+from comfyui_server import PACK_FOLDER, running_comfyui, write_reduced_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "browser" / "check_workflows.mjs"
-PACK_FOLDER = "ComfyUI-Audio2Head"
 IMAGE_FILE, AUDIO_FILE, WEIGHTS_FILE = "portrait.png", "speech.wav", "audio2head.safetensors"  # the workflows' files
 FRONTEND_SETTINGS = {  # a fresh user directory otherwise throws in frontend 1.27 (see comfyui-notes)
     "Comfy.Canvas.NavigationMode": "legacy",
@@ -61,12 +59,6 @@ def requirements() -> tuple[Path, str, str]:
         pytest.skip("playwright-core is not installed (run `npm install` in the repository root)")
     pytest.importorskip("PIL", reason="Pillow draws the test portrait")
     return Path(comfy), os.environ.get("COMFYUI_PYTHON", sys.executable), node
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_portrait(path: Path, size: int = 512) -> None:
@@ -101,20 +93,6 @@ def write_speech_like(path: Path, seconds: float = 2.0, rate: int = 16000) -> No
         out.writeframes((signal * 32767).astype("<i2").tobytes())
 
 
-def write_reduced_weights(path: Path) -> None:
-    """Random reduced-width networks in the pack's safetensors layout, marked "reduced" for the loader."""
-    import torch
-    from safetensors.torch import save_file
-
-    sys.path.insert(0, str(ROOT))
-    from a2h_core.config import ModelConfig
-    from a2h_core.models import Audio2HeadModels
-
-    torch.manual_seed(0)
-    state = {k: v.contiguous() for k, v in Audio2HeadModels(ModelConfig.reduced()).state_dict().items()}
-    save_file(state, str(path), metadata={"format": "audio2head", "format_version": "1", "config": "reduced"})
-
-
 def prepare_base(base: Path, weights: str | None) -> None:
     """custom_nodes/<pack> -> this checkout, input files (and the pose files the workflows ship), weights, frontend
     user settings."""
@@ -143,34 +121,8 @@ def server(tmp_path_factory):
     comfy, python, _ = requirements()
     base = tmp_path_factory.mktemp("comfy_base")
     prepare_base(base, os.environ.get("A2H_BROWSER_WEIGHTS"))
-    port = free_port()
-    log = open(base / "server.log", "w")
-    process = subprocess.Popen(
-        [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
-         "--disable-api-nodes", "--base-directory", str(base), "--database-url", "sqlite:///:memory:",
-         "--preview-method", "none"],
-        cwd=comfy, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"ComfyUI exited: {(base / 'server.log').read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/system_stats", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail("ComfyUI did not start in 180 s")
-                time.sleep(1)
+    with running_comfyui(comfy, python, base, request_seconds=2, poll_seconds=1) as (url, _, _):
         yield url, base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def test_pack_imported(server):

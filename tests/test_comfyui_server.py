@@ -13,7 +13,6 @@ Run: COMFYUI_PATH=/path/ComfyUI COMFYUI_PYTHON=/path/venv/bin/python python -m p
 import ast
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,15 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from comfyui_server import PACK_FOLDER, running_comfyui, write_reduced_weights
 
 ROOT = Path(__file__).resolve().parent.parent  # this repository (tests/conftest.py makes a2h_core importable)
 
 pytestmark = pytest.mark.comfyui
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
-PACK_FOLDER = "ComfyUI-Audio2Head"
 WEIGHTS = "reduced.safetensors"
-START_TIMEOUT = 180  # seconds for the server to import everything and answer
 RUN_TIMEOUT = 600  # seconds per prompt on a slow CPU
 
 if not COMFYUI_PATH or not (Path(COMFYUI_PATH) / "main.py").is_file():
@@ -46,12 +44,6 @@ def pack_node_ids() -> list[str]:
     tree = ast.parse((ROOT / "nodes" / "__init__.py").read_text())
     listing = next(node for node in tree.body if isinstance(node, ast.Assign) and node.targets[0].id == "NODE_CLASSES")
     return [element.id for element in listing.value.elts]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -117,60 +109,27 @@ def write_inputs(input_dir: Path) -> None:
             out.writeframes(np.repeat(pcm[:, None], 2, axis=1).tobytes())
 
 
-def write_reduced_weights(folder: Path) -> None:
-    import torch
-    from safetensors.torch import save_file
-
-    from a2h_core.config import ModelConfig
-    from a2h_core.models import Audio2HeadModels
-    torch.manual_seed(0)
-    state = {k: v.contiguous() for k, v in Audio2HeadModels(ModelConfig.reduced()).state_dict().items()}
-    save_file(state, str(folder / WEIGHTS), metadata={"format": "audio2head", "format_version": "1",
-                                                      "config": "reduced"})
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfyui_base")
     for sub in ("custom_nodes", "models/audio2head", "input", "output", "temp", "user/default"):
         (base / sub).mkdir(parents=True)
     (base / "custom_nodes" / PACK_FOLDER).symlink_to(ROOT, target_is_directory=True)
-    write_reduced_weights(base / "models" / "audio2head")
+    write_reduced_weights(base / "models" / "audio2head" / WEIGHTS)
     write_inputs(base / "input")
     from a2h_core.pose import PoseCurve
     PoseCurve.still(num_poses=10).offset([5, 0, 0, 0, 0, 0]).save(base / "input" / "curve.json")
-    port = free_port()
-    log = base / "server.log"
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    command = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
-               "--disable-api-nodes", "--base-directory", str(base), "--database-url", "sqlite:///:memory:",
-               "--preview-method", "none", "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_FOLDER]
+    only_this_pack = ("--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_FOLDER)
     started = time.perf_counter()
-    with open(log, "w") as log_file:
-        process = subprocess.Popen(command, cwd=COMFYUI_PATH, stdout=log_file, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    srv = Server(f"http://127.0.0.1:{port}", process, log)
     try:
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"ComfyUI exited:\n{log.read_text()[-4000:]}")
-            try:
-                srv.get("/system_stats")
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if time.perf_counter() - started > START_TIMEOUT:
-                    raise AssertionError(f"ComfyUI did not answer within {START_TIMEOUT} s") from None
-                time.sleep(0.5)
-        print(f"\nComfyUI ready after {time.perf_counter() - started:.1f} s (port {port})")
-        srv.base = base
-        yield srv
+        with running_comfyui(COMFYUI_PATH, python, base, only_this_pack, stop_seconds=20) as (url, process, log):
+            print(f"\nComfyUI ready after {time.perf_counter() - started:.1f} s (port {url.rsplit(':', 1)[1]})")
+            srv = Server(url, process, log)
+            srv.base = base
+            yield srv
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        print(f"server log: {log}")
+        print(f"server log: {base / 'server.log'}")
 
 
 def test_pack_imports_and_every_node_is_registered(server):
@@ -208,14 +167,19 @@ def save_video(images, fps, audio, prefix):
                                                            "format": "auto", "codec": "auto"}}}
 
 
-def stage_graph() -> dict:
+PREDICTED_POSE = {"class_type": "Audio2HeadPosePredictor",
+                  "inputs": {"model": ["model", 0], "image": ["image", 0], "features": ["features", 0]}}
+
+
+def stage_graph(audio: str = "speech.wav", pose: dict = PREDICTED_POSE, batch_size: int = 8,
+                prefix: str = "a2h_test/stages") -> dict:
+    """Loader -> features -> `pose` -> keypoint detector -> motion field -> generator -> CreateVideo -> SaveVideo."""
     graph = {
         "image": {"class_type": "LoadImage", "inputs": {"image": "portrait.png"}},
-        "audio": {"class_type": "LoadAudio", "inputs": {"audio": "speech.wav"}},
+        "audio": {"class_type": "LoadAudio", "inputs": {"audio": audio}},
         "model": loader(),
         "features": {"class_type": "Audio2HeadAudioFeatures", "inputs": {"audio": ["audio", 0]}},
-        "pose": {"class_type": "Audio2HeadPosePredictor",
-                 "inputs": {"model": ["model", 0], "image": ["image", 0], "features": ["features", 0]}},
+        "pose": pose,
         "kp_source": {"class_type": "Audio2HeadKeypointDetector",
                       "inputs": {"model": ["model", 0], "image": ["image", 0]}},
         "kp_driving": {"class_type": "Audio2HeadMotionField",
@@ -223,9 +187,9 @@ def stage_graph() -> dict:
                                   "pose": ["pose", 0]}},
         "generator": {"class_type": "Audio2HeadGenerator",
                       "inputs": {"model": ["model", 0], "image": ["image", 0], "source_keypoints": ["kp_source", 0],
-                                 "driving_keypoints": ["kp_driving", 0], "batch_size": 8}},
+                                 "driving_keypoints": ["kp_driving", 0], "batch_size": batch_size}},
     }
-    graph.update(save_video(["generator", 0], ["generator", 1], ["audio", 0], "a2h_test/stages"))
+    graph.update(save_video(["generator", 0], ["generator", 1], ["audio", 0], prefix))
     return graph
 
 
@@ -323,22 +287,8 @@ def test_every_other_node_runs(server):
 
 def test_cancel_stops_a_long_generation_promptly(server):
     """30 s of audio (750 frames) with a keyframe pose: interrupting mid-run ends the prompt within seconds."""
-    graph = {
-        "image": {"class_type": "LoadImage", "inputs": {"image": "portrait.png"}},
-        "audio": {"class_type": "LoadAudio", "inputs": {"audio": "long.wav"}},
-        "model": loader(),
-        "features": {"class_type": "Audio2HeadAudioFeatures", "inputs": {"audio": ["audio", 0]}},
-        "pose": {"class_type": "Audio2HeadStillHead", "inputs": {"num_frames": 0, "features": ["features", 0]}},
-        "kp_source": {"class_type": "Audio2HeadKeypointDetector",
-                      "inputs": {"model": ["model", 0], "image": ["image", 0]}},
-        "kp_driving": {"class_type": "Audio2HeadMotionField",
-                       "inputs": {"model": ["model", 0], "image": ["image", 0], "features": ["features", 0],
-                                  "pose": ["pose", 0]}},
-        "generator": {"class_type": "Audio2HeadGenerator",
-                      "inputs": {"model": ["model", 0], "image": ["image", 0], "source_keypoints": ["kp_source", 0],
-                                 "driving_keypoints": ["kp_driving", 0], "batch_size": 4}},
-    }
-    graph.update(save_video(["generator", 0], ["generator", 1], ["audio", 0], "a2h_test/cancelled"))
+    still = {"class_type": "Audio2HeadStillHead", "inputs": {"num_frames": 0, "features": ["features", 0]}}
+    graph = stage_graph("long.wav", still, batch_size=4, prefix="a2h_test/cancelled")
     prompt_id = server.queue(graph)
     time.sleep(8.0)  # features take ~1 s; then the motion field windows run with a progress bar
     interrupted_at = time.perf_counter()

@@ -209,30 +209,47 @@ def replace_pose(links: list, pose_from: tuple[str, str]) -> list:
     return [link for link in links if link[2:] != ("motion", "pose")] + [(*pose_from, "motion", "pose")]
 
 
+def finish(nodes: list, frames: tuple[str, str], fps: tuple[str, str], text: str, width: int = 900) -> list:
+    """Appends the video nodes after the last column and the note (`text` + SETUP); returns the video links."""
+    video, links = video_out(end_x(nodes), frames, fps)
+    nodes += video + [note(text + SETUP, width=width)]
+    return links
+
+
+def generator_graph(name: str, text: str, pose_tools: list, pose_width: int = 0, pose_from: tuple | None = None,
+                    pose_links: tuple = (), predictor: bool = True, width: int = 900) -> Graph:
+    """The inputs, `stage_graph` from column 350 on the loaded image with `pose_tools`, the generator's frames to
+    the video, and the note. `pose_from` replaces the predictor's pose at the motion field, `pose_links` link the
+    pose tools, and `predictor=False` leaves the pose predictor out."""
+    nodes, links = stage_graph(("image", "IMAGE"), 350, pose_tools, pose_width=pose_width)
+    nodes = inputs() + [n for n in nodes if predictor or n.key != "poses"]
+    if not predictor:
+        links = [link for link in links if "poses" not in (link[0], link[2])]
+    video_links = finish(nodes, ("generator", "frames"), ("generator", "fps"), text, width=width)
+    if pose_from:
+        links = replace_pose(links, pose_from)
+    return Graph(name, nodes, links + list(pose_links) + video_links)
+
+
 def quick_start() -> Graph:
     nodes = inputs() + [Node("a2h", "Audio2HeadAllInOne", (350, 0), {"weights": WEIGHTS_FILE}, size=(400, 470))]
-    video, links = video_out(end_x(nodes), ("a2h", "frames"), ("a2h", "fps"))
-    nodes += video + [note(
+    links = finish(nodes, ("a2h", "frames"), ("a2h", "fps"), (
         "Audio2Head quick start: one portrait + one speech recording -> a talking-head video.\n\n"
         "Audio2Head (all-in-one) runs every stage: audio features, natural head motion predicted from the "
         "speech, the motion field, keypoints and the warping generator. The head-pose curve it used is plotted on "
         "the node after a run (top: yaw, pitch, roll in degrees; bottom: x, y, z offsets). Connect a curve from "
-        "the pose tools to its 'pose' input to choose the head motion yourself.\n\n" + SETUP)]
+        "the pose tools to its 'pose' input to choose the head motion yourself.\n\n"))
     links += [("image", "IMAGE", "a2h", "image"), ("audio", "AUDIO", "a2h", "audio")]
     return Graph("audio2head_quick_start", nodes, links)
 
 
 def stage_by_stage() -> Graph:
-    nodes, links = stage_graph(("image", "IMAGE"), 350, [])
-    nodes = inputs() + nodes
-    video, video_links = video_out(end_x(nodes), ("generator", "frames"), ("generator", "fps"))
-    nodes += video + [note(
+    return generator_graph("audio2head_stage_by_stage", (
         "Audio2Head stage by stage: the same result as the all-in-one node, with every stage as its own node so "
         "you can inspect or replace any of them.\n\n"
         "Audio Features (41 per 10 ms) -> Pose Predictor (head motion from the speech; its curve is plotted on "
         "the node after a run) -> Motion Field (driving keypoints per frame) + Keypoint Detector (source "
-        "keypoints, once) -> Generator (frames, 25 fps).\n\n" + SETUP)]
-    return Graph("audio2head_stage_by_stage", nodes, links + video_links)
+        "keypoints, once) -> Generator (frames, 25 fps).\n\n"), [])
 
 
 def crop_and_paste() -> Graph:
@@ -241,13 +258,12 @@ def crop_and_paste() -> Graph:
     nodes = inputs() + [crop] + nodes
     paste = Node("paste", "Audio2HeadPasteBack", (end_x(nodes), 0), {"feather": 0.1}, size=(300, 120))
     nodes.append(paste)
-    video, video_links = video_out(end_x(nodes), ("paste", "frames"), ("generator", "fps"))
-    nodes += video + [note(
+    video_links = finish(nodes, ("paste", "frames"), ("generator", "fps"), (
         "Audio2Head on a face inside a larger picture: crop, animate, paste back.\n\n"
         "Audio2Head Crop cuts the face box (x, y, width, height in pixels of the full picture; a square box around "
         "the head with some margin works best) and resizes it to the 256x256 the networks need. After the "
         "Generator, Paste Back blends every frame into the full picture with a feathered edge, so the video has "
-        "the full picture's size (cut to even width and height for H.264).\n\n" + SETUP)]
+        "the full picture's size (cut to even width and height for H.264).\n\n"))
     links += [("image", "IMAGE", "crop", "image"), ("generator", "frames", "paste", "frames"),
               ("crop", "crop", "paste", "crop")]
     return Graph("audio2head_crop_and_paste_back", nodes, links + video_links)
@@ -274,10 +290,7 @@ def keyframe_text(document: dict) -> str:
 
 def custom_keyframes() -> Graph:
     keys = Node("keys", "Audio2HeadPoseKeyframes", (0, 0), {"keyframes": keyframe_text(KEYFRAMES)}, size=(520, 600))
-    nodes, links = stage_graph(("image", "IMAGE"), 350, [keys], pose_width=520)
-    nodes = inputs() + nodes
-    video, video_links = video_out(end_x(nodes), ("generator", "frames"), ("generator", "fps"))
-    nodes += video + [note(
+    return generator_graph("audio2head_custom_keyframes", (
         "Audio2Head with your own head motion: a keyframe curve replaces the predicted one.\n\n"
         "Pose Keyframes builds the head-pose curve that drives the Motion Field. Drag the dots in its plot (top: "
         "yaw, pitch, roll in degrees; bottom: x, y, z), double-click the plot to add a keyframe, double-click or "
@@ -285,25 +298,19 @@ def custom_keyframes() -> Graph:
         "keyframes (times in seconds or 'frame', interpolation linear / smooth / ease) and is saved with the "
         "workflow.\n\n'features' makes the curve as long as the audio (the last keyframe is held); 'base' gives "
         "the channels no keyframe sets (here x, y, z, dashed in the plot) from the predicted curve's first pose, "
-        "the portrait's own.\n\n" + SETUP, width=1000)]
-    links = replace_pose(links, ("keys", "pose")) + [
-        ("features", "features", "keys", "features"), ("poses", "pose", "keys", "base")]
-    return Graph("audio2head_custom_keyframes", nodes, links + video_links)
+        "the portrait's own.\n\n"), [keys], pose_width=520, pose_from=("keys", "pose"),
+        pose_links=(("features", "features", "keys", "features"), ("poses", "pose", "keys", "base")), width=1000)
 
 
 def still_head() -> Graph:
     still = Node("still", "Audio2HeadStillHead", (0, 90 + GAP), {"num_frames": 0}, size=(320, 120))
-    nodes, links = stage_graph(("image", "IMAGE"), 350, [still], pose_width=320)
-    nodes = inputs() + nodes
-    video, video_links = video_out(end_x(nodes), ("generator", "frames"), ("generator", "fps"))
-    nodes += video + [note(
+    return generator_graph("audio2head_still_head", (
         "Audio2Head without head motion: the lips and face move with the speech, the head stays still.\n\n"
         "Still Head holds the first pose of the predicted curve (pose 0 is estimated from the portrait itself, so "
         "the head keeps the angle it has in the picture) for the whole video; 'features' sizes the curve to the "
-        "audio. Disconnect its pose input for a frontal head instead.\n\n" + SETUP)]
-    links = replace_pose(links, ("still", "pose")) + [
-        ("poses", "pose", "still", "pose"), ("features", "features", "still", "features")]
-    return Graph("audio2head_still_head", nodes, links + video_links)
+        "audio. Disconnect its pose input for a frontal head instead.\n\n"), [still], pose_width=320,
+        pose_from=("still", "pose"),
+        pose_links=(("poses", "pose", "still", "pose"), ("features", "features", "still", "features")))
 
 
 OPENFACE_FILE = "example_openface_pose.csv"  # shipped in workflows/; users copy it to ComfyUI/input
@@ -316,22 +323,16 @@ def pose_from_file() -> Graph:
              size=(380, 330)),
         Node("edit", "Audio2HeadPoseEdit", (380 + GAP, 90 + GAP), {"scale": 1.0, "smooth": 1.5}, size=(380, 560)),
     ]
-    nodes, links = stage_graph(("image", "IMAGE"), 350, tools, pose_width=810)
-    nodes = inputs() + [n for n in nodes if n.key != "poses"]
-    links = [link for link in links if "poses" not in (link[0], link[2])]
-    video, video_links = video_out(end_x(nodes), ("generator", "frames"), ("generator", "fps"))
-    nodes += video + [note(
+    return generator_graph("audio2head_pose_from_file", (
         "Audio2Head driven by a head-pose curve from a file.\n\n"
         "Pose Load reads a .json or .csv pose curve (this pack's format, see a2h_core/pose.py) or an OpenFace 2.0 "
         "FeatureExtraction CSV (pose_Tx .. pose_Rz, the tool the paper used for its ground truth) from "
         "ComfyUI/input, resampled to 25 fps. Copy the example workflows/example_openface_pose.csv (synthetic motion "
         "in OpenFace's layout, 30 fps) into ComfyUI/input. Pose Retime fits the curve to the audio (pingpong: loops "
         "back and forth), Pose Edit scales the motion, offsets it and smooths jitter. Each pose node plots its "
-        "curve after a run.\n\n" + SETUP, width=1000)]
-    links = replace_pose(links, ("edit", "pose")) + [
-        ("load", "pose", "retime", "pose"), ("features", "features", "retime", "features"),
-        ("retime", "pose", "edit", "pose")]
-    return Graph("audio2head_pose_from_file", nodes, links + video_links)
+        "curve after a run.\n\n"), tools, pose_width=810, pose_from=("edit", "pose"),
+        pose_links=(("load", "pose", "retime", "pose"), ("features", "features", "retime", "features"),
+                    ("retime", "pose", "edit", "pose")), predictor=False, width=1000)
 
 
 def write_openface_example(path: Path, seconds: float = 3.0, fps: float = 30.0) -> None:

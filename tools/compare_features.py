@@ -29,6 +29,9 @@ import numpy as np
 from scipy.io import wavfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _espeak import espeak  # noqa: E402
 
 from a2h_core.audio import to_pcm16  # noqa: E402
 from a2h_core.features import extract_features  # noqa: E402
@@ -53,10 +56,7 @@ def espeak_inputs(folder: Path) -> list[Path]:
     """espeak-ng clips at its native 22.05 kHz, plus one re-encoded as 44.1 kHz stereo mp3."""
     paths = []
     for index, (voice, speed, pitch, text) in enumerate(ESPEAK_CLIPS):
-        path = folder / f"espeak_{index}_{voice.replace('+', '_')}.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text],
-                       check=True)
-        paths.append(path)
+        paths.append(espeak(folder / f"espeak_{index}_{voice.replace('+', '_')}.wav", voice, speed, pitch, text))
     mp3 = folder / "espeak_0_44k_stereo.mp3"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(paths[0]), "-ac", "2", "-ar", "44100", str(mp3)],
                    check=True)

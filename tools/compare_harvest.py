@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,9 @@ import scipy.io.wavfile
 import scipy.signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _espeak import espeak  # noqa: E402
 
 from a2h_core.features import interpolate_unvoiced  # noqa: E402
 from a2h_core.harvest import harvest  # noqa: E402
@@ -46,9 +48,7 @@ SPEECH = [  # (voice, words per minute, pitch 0-99, text)
 
 def speak(voice: str, speed: int, pitch: int, text: str, workdir: Path) -> np.ndarray:
     """espeak-ng speech as float64 at 16 kHz (scipy polyphase resampling from espeak's 22.05 kHz)."""
-    path = workdir / f"{voice}-{speed}-{pitch}.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text],
-                   check=True, capture_output=True)
+    path = espeak(workdir / f"{voice}-{speed}-{pitch}.wav", voice, speed, pitch, text, capture_output=True)
     rate, samples = scipy.io.wavfile.read(path)
     signal = samples.astype(np.float64) / 32768.0
     divisor = np.gcd(SAMPLE_RATE, rate)

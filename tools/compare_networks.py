@@ -90,6 +90,23 @@ def randomize(modules: dict[str, nn.Module], generator: torch.Generator) -> None
             module.eval()
 
 
+def same_weights(original: dict[str, nn.Module], seed: int) -> Audio2HeadModels:
+    """`randomize` the original's modules (seeded) and strict-load the same weights into our published-width models."""
+    randomize(original, torch.Generator().manual_seed(seed))
+    ours = Audio2HeadModels(ModelConfig.published())
+    ours.load_state_dict(flat_state_dict(original), strict=True)
+    return ours
+
+
+def original_image(image_path: Path) -> torch.Tensor:
+    """The original's source image: skimage read, first three channels, cv2.resize, img_as_float32."""
+    import cv2
+    from skimage import img_as_float32, io
+
+    image = cv2.resize(io.imread(str(image_path))[:, :, :3], (256, 256))
+    return torch.from_numpy(np.array(img_as_float32(image)).transpose(2, 0, 1)).unsqueeze(0)
+
+
 def diff(name: str, ours: torch.Tensor, theirs: torch.Tensor, context: torch.Tensor | None = None) -> None:
     d = (ours.double() - theirs.double()).abs()
     line = (f"{name:<34} max {d.max().item():.3e}   mean {d.mean().item():.3e}   "
@@ -120,11 +137,7 @@ def float64(modules: list[nn.Module]):
 
 def make_inputs(root: Path, frames: int, seed: int):
     inference = sys.modules["inference"]
-    from skimage import io, img_as_float32
-    import cv2
-
-    image = cv2.resize(io.imread(str(root / "demo" / "img" / "paint.jpg"))[:, :, :3], (256, 256))
-    image = torch.from_numpy(np.array(img_as_float32(image)).transpose(2, 0, 1)).unsqueeze(0)
+    image = original_image(root / "demo" / "img" / "paint.jpg")
     features = inference.get_audio_feature_from_audio(str(root / "demo" / "audio" / "intro.wav"))
     features = features[: frames * 4].astype(np.float32).reshape(frames, 4, 41)
     rng = np.random.default_rng(seed)
@@ -163,9 +176,7 @@ def main() -> None:
         print(f"wrote {len(shapes)} keys to {args.write_manifest}")
         return
 
-    randomize(original, torch.Generator().manual_seed(args.seed))
-    ours = Audio2HeadModels(ModelConfig.published())
-    ours.load_state_dict(flat_state_dict(original), strict=True)
+    ours = same_weights(original, args.seed)
     print(f"strict load of the original's {len(ours.state_dict())} tensors: ok")
     image, audio, window, boxes = make_inputs(root, args.frames, args.seed)
     with_f64 = not args.no_float64

@@ -25,9 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare_networks import build_original, flat_state_dict, randomize  # noqa: E402
+from compare_networks import build_original, original_image, same_weights  # noqa: E402
 
-from a2h_core.config import ModelConfig  # noqa: E402
 from a2h_core.features import AudioFeatures, extract_features  # noqa: E402
 from a2h_core.image import prepare_source_image  # noqa: E402
 from a2h_core.models import Audio2HeadModels  # noqa: E402
@@ -42,9 +41,7 @@ def shared_setup(root: Path, frames: int, seed: int):
     """Original modules and our models with the same random weights, plus the shared inputs."""
     torch.manual_seed(seed)
     original = build_original(root)
-    randomize(original, torch.Generator().manual_seed(seed))
-    ours = Audio2HeadModels(ModelConfig.published())
-    ours.load_state_dict(flat_state_dict(original), strict=True)
+    ours = same_weights(original, seed)
     image_path = root / "demo" / "img" / "paint.jpg"
     features = extract_features(root / "demo" / "audio" / "intro.wav")
     if features.num_frames < frames:
@@ -54,15 +51,6 @@ def shared_setup(root: Path, frames: int, seed: int):
     with torch.inference_mode():
         curve = Audio2HeadWrapper(ours).predict_poses(source, features)
     return original, ours, image_path, features, curve
-
-
-def original_image(image_path: Path) -> torch.Tensor:
-    """The original's source image: skimage read, first three channels, cv2.resize, img_as_float32."""
-    import cv2
-    from skimage import img_as_float32, io
-
-    image = cv2.resize(io.imread(str(image_path))[:, :, :3], (256, 256))
-    return torch.from_numpy(np.array(img_as_float32(image)).transpose(2, 0, 1)).unsqueeze(0)
 
 
 def run_original_video_stage(original: dict, image: torch.Tensor, features: AudioFeatures,
