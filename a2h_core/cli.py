@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_generate_command(subparsers)
     add_features_command(subparsers)
-    add_pose_command(subparsers)
+    add_pose_prediction(add_pose_command(subparsers))
     add_convert_command(subparsers)
     return parser
 
@@ -58,6 +58,42 @@ def add_generate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
                         help="write every stage's output (features, poses, pose boxes, keypoints, frames) to DIR")
     parser.set_defaults(func=run_generate_command)
     return parser
+
+
+def add_pose_prediction(parser: argparse.ArgumentParser) -> None:
+    """Let `pose` run the pipeline's pose stage: predict the curve from a portrait and speech, then edit and save it."""
+    group = parser.add_argument_group(
+        "prediction", "predict the starting curve with the head-pose predictor instead of reading one "
+                      "(needs --image, --audio and --weights together)")
+    group.add_argument("--image", type=Path, help="portrait image")
+    group.add_argument("--audio", type=Path, help="speech")
+    group.add_argument("--weights", help="weights: a .safetensors or .pth.tar file, a folder, or a Hub repo id")
+    group.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
+    group.add_argument("--crop", metavar="X,Y,W,H", help="face box in the image, as for generate")
+    parser.set_defaults(func=run_pose_stage)
+
+
+def run_pose_stage(args: argparse.Namespace) -> int:
+    from .features import extract_features
+    from .image import prepare_source_image
+    from .pose import run_pose_command
+    from .weights import load_models
+    from .wrapper import Audio2HeadWrapper
+
+    prediction = (args.image, args.audio, args.weights)
+    if not any(prediction):
+        return run_pose_command(args)
+    if not all(prediction):
+        raise Audio2HeadError("pose: predicting a curve needs --image, --audio and --weights together")
+    if args.input or args.from_keyframes:
+        raise Audio2HeadError("pose: give either a curve to start from (--input, --from-keyframes) or "
+                              "--image/--audio/--weights to predict one, not both")
+    features = extract_features(args.audio)
+    source, _ = prepare_source_image(args.image, args.crop)
+    models = load_models(args.weights, device=args.device)
+    curve = Audio2HeadWrapper(models, device=args.device).predict_poses(source, features)
+    print(f"Predicted {len(curve)} poses for {features.num_frames} frames", file=sys.stderr)
+    return run_pose_command(args, curve=curve)
 
 
 class ProgressBar:

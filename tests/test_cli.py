@@ -119,3 +119,29 @@ def test_module_entry_point_runs():
     for option in ("--image", "--audio", "--weights", "--out", "--pose-curve", "--device", "--dtype",
                    "--batch-size", "--crop", "--save-intermediates"):
         assert option in result.stdout
+
+
+def test_pose_predicts_the_curve_of_the_pose_stage(inputs, tmp_path):
+    """`pose --image --audio --weights` writes exactly what the predictor gives: frames + 1 poses."""
+    from a2h_core.features import extract_features
+    from a2h_core.image import prepare_source_image
+    from a2h_core.pose import load_pose_curve
+    from a2h_core.weights import load_models
+    from a2h_core.wrapper import Audio2HeadWrapper
+
+    out = tmp_path / "predicted.json"
+    code = cli.main(["pose", "--image", str(inputs / "face.png"), "--audio", str(inputs / "speech.wav"),
+                     "--weights", str(inputs / "reduced.safetensors"), "--out", str(out)])
+    assert code == 0
+    features = extract_features(inputs / "speech.wav")
+    source, _ = prepare_source_image(inputs / "face.png")
+    expected = Audio2HeadWrapper(load_models(inputs / "reduced.safetensors")).predict_poses(source, features)
+    written = load_pose_curve(out, fps=None)
+    assert len(written) == features.num_frames + 1
+    np.testing.assert_allclose(written.values, expected.values, rtol=0, atol=1e-12)
+
+
+def test_pose_prediction_needs_all_three_inputs(inputs, tmp_path, capsys):
+    code = cli.main(["pose", "--image", str(inputs / "face.png"), "--out", str(tmp_path / "p.json")])
+    assert code == cli.EXIT_USER_ERROR
+    assert "--image, --audio and --weights together" in capsys.readouterr().err
