@@ -421,20 +421,21 @@ def _refine_chunk(y: np.ndarray, fs: float, times: np.ndarray, candidates: np.nd
     group_edges = np.flatnonzero(np.concatenate([[True], group_key[1:] != group_key[:-1], [True]]))
 
     fft_size = 2 ** (2 + (np.log(half * 2.0 + 1.0) / _LOG2).astype(np.int64))
-    harmonics = np.minimum((fs / 2.0 / f0).astype(np.int64), _MAX_HARMONICS)
-    used = np.arange(1, _MAX_HARMONICS + 1) <= harmonics[:, None]
-    bins = np.floor((f0 * fft_size / fs)[:, None] * np.arange(1.0, _MAX_HARMONICS + 1) + 0.5).astype(np.int64)
-    bins[~used] = 0
-
-    power = np.empty((f0.size, _MAX_HARMONICS))
-    cross = np.empty((f0.size, _MAX_HARMONICS))
+    refined_f0 = np.empty(f0.size)
+    score = np.empty(f0.size)
 
     def refine_group(lo: int, hi: int) -> None:
-        h, n = int(half[lo]), int(fft_size[lo])
+        h = int(half[lo])
+        n = int(fft_size[lo])
         length = 2 * h + 1
+        group_f0 = f0[lo:hi]
+        harmonics = np.minimum((fs / 2.0 / group_f0).astype(np.int64), _MAX_HARMONICS)
+        used = np.arange(1, _MAX_HARMONICS + 1) <= harmonics[:, None]
+        bins = np.floor((group_f0 * n / fs)[:, None] * np.arange(1.0, _MAX_HARMONICS + 1) + 0.5).astype(np.int64)
+        bins[~used] = 0
         main_window, diff_window = _refinement_windows(first_sample[lo], t[lo], h, fs)
         present = np.zeros(n // 2 + 1, dtype=bool)
-        present[bins[lo:hi]] = True
+        present[bins] = True
         group_bins = np.flatnonzero(present)
         nb = group_bins.size
         angle = 2.0 * np.pi * (np.outer(np.arange(length), group_bins) % n) / n
@@ -449,37 +450,40 @@ def _refine_chunk(y: np.ndarray, fs: float, times: np.ndarray, candidates: np.nd
         for first in range(row_lo, row_hi, chunk):
             last = min(first + chunk, row_hi)
             spectra[first - row_lo:last - row_lo] = windows[row_starts[first:last]] @ basis
-        index = (row_of[lo:hi, None] - row_lo) * (4 * nb) + (np.cumsum(present) - 1)[bins[lo:hi]]
+        index = (row_of[lo:hi, None] - row_lo) * (4 * nb) + (np.cumsum(present) - 1)[bins]
         flat = spectra.ravel()
         main_re, main_im = flat.take(index), flat.take(index + nb)
         diff_re, diff_im = flat.take(index + 2 * nb), flat.take(index + 3 * nb)
-        power[lo:hi] = main_re * main_re + main_im * main_im
-        cross[lo:hi] = main_re * diff_im - main_im * diff_re
+        power = main_re * main_re + main_im * main_im
+        cross = main_re * diff_im - main_im * diff_re
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frequency = bins * fs / float(n) + cross / power * fs / 2.0 / np.pi
+        frequency[power == 0.0] = 0.0
+        amplitude = np.sqrt(power)
+        numerator = np.zeros(hi - lo)
+        denominator = np.zeros(hi - lo)
+        deviation = np.zeros(hi - lo)
+        for m in range(_MAX_HARMONICS):  # summed harmonic by harmonic, in WORLD's order
+            weighted, weight = amplitude[:, m] * frequency[:, m], amplitude[:, m] * (m + 1.0)
+            off_by = np.abs((frequency[:, m] / (m + 1.0) - group_f0) / group_f0)
+            if not used[:, m].all():
+                weighted[~used[:, m]] = weight[~used[:, m]] = off_by[~used[:, m]] = 0.0
+            numerator += weighted
+            denominator += weight
+            deviation += off_by
+        refined = numerator / (denominator + _SAFE_GUARD)
+        group_score = 1.0 / (deviation / harmonics + _SAFE_GUARD)
+        rejected = (refined < f0_floor) | (refined > f0_ceil) | (group_score < _MIN_SCORE)
+        refined[rejected] = 0.0
+        group_score[rejected] = 0.0
+        refined_f0[lo:hi] = refined
+        score[lo:hi] = group_score
 
     with concurrent.futures.ThreadPoolExecutor(_workers()) as pool:
         for done in [pool.submit(refine_group, lo, hi) for lo, hi in zip(group_edges[:-1], group_edges[1:])]:
             done.result()
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frequency = bins * fs / fft_size[:, None] + cross / power * fs / 2.0 / np.pi
-    frequency[power == 0.0] = 0.0
-    amplitude = np.sqrt(power)
-    numerator = np.zeros(f0.size)
-    denominator = np.zeros(f0.size)
-    deviation = np.zeros(f0.size)
-    for m in range(_MAX_HARMONICS):  # summed harmonic by harmonic, in WORLD's order
-        weighted, weight = amplitude[:, m] * frequency[:, m], amplitude[:, m] * (m + 1.0)
-        off_by = np.abs((frequency[:, m] / (m + 1.0) - f0) / f0)
-        if not used[:, m].all():
-            weighted[~used[:, m]] = weight[~used[:, m]] = off_by[~used[:, m]] = 0.0
-        numerator += weighted
-        denominator += weight
-        deviation += off_by
-    refined_f0 = numerator / (denominator + _SAFE_GUARD)
-    score = 1.0 / (deviation / harmonics + _SAFE_GUARD)
-    rejected = (refined_f0 < f0_floor) | (refined_f0 > f0_ceil) | (score < _MIN_SCORE)
-    refined_f0[rejected] = 0.0
-    score[rejected] = 0.0
     candidates.reshape(-1)[flat_index] = refined_f0
     scores.reshape(-1)[flat_index] = score
 
@@ -502,18 +506,25 @@ def _remove_unreliable_candidates(candidates: np.ndarray, scores: np.ndarray, ro
     frames, width = candidates.shape
     if frames < 3 or width == 0:
         return
+    # A candidate usually continues in the neighbouring frames in the same column, or (for the candidates spread
+    # from frame s) in the column that holds frame s's candidates there. Those are kept at once, by a test with a
+    # margin (|r - c| <= 0.0499 r implies |r - c| / r <= 0.05); the rest are decided exactly on whole rows.
+    following_columns, preceding_columns = _spread_neighbour_columns(width)
     drop_rows, drop_columns = [], []
     for lo in range(1, frames - 1, rows_per_chunk):  # decided on the unmodified candidates, applied at the end
         hi = min(lo + rows_per_chunk, frames - 1)
         reference, following, preceding = candidates[lo:hi], candidates[lo + 1:hi + 1], candidates[lo - 1:hi - 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # A candidate usually continues in the same column of the neighbouring frames: those are kept at once.
-            close = (np.abs(reference - following) / reference <= 0.05) | (
-                np.abs(reference - preceding) / reference <= 0.05)
-        rows, columns = np.nonzero((reference != 0) & ~close)
+        limit = reference * 0.0499
+        open_ = (reference != 0) & (np.abs(reference - following) > limit)
+        open_ &= np.abs(reference - preceding) > limit
+        for neighbour, columns in ((following, following_columns), (preceding, preceding_columns)):
+            if columns is not None:
+                own, other = columns
+                open_[:, own] &= np.abs(reference[:, own] - neighbour[:, other]) > limit[:, own]
+        rows, columns = np.nonzero(open_)
         value = reference[rows, columns][:, None]
-        # The others are compared with whole neighbouring rows. min |r - c| / r over c equals (min |r - c|) / r:
-        # correctly rounded division is monotonic.
+        # Compared with whole neighbouring rows. min |r - c| / r over c equals (min |r - c|) / r: correctly rounded
+        # division is monotonic.
         gap = np.minimum(np.abs(value - following[rows]).min(axis=1), np.abs(value - preceding[rows]).min(axis=1))
         unreliable = gap / value[:, 0] > 0.05
         drop_rows.append(rows[unreliable] + lo)
@@ -521,6 +532,26 @@ def _remove_unreliable_candidates(candidates: np.ndarray, scores: np.ndarray, ro
     drop = (np.concatenate(drop_rows), np.concatenate(drop_columns))
     candidates[drop] = 0.0
     scores[drop] = 0.0
+
+
+def _spread_neighbour_columns(width: int):
+    """Columns (own, neighbour's) where frame i+1 (first) and frame i-1 (second) hold the candidates that frame i
+    has in its column, for the layout of ``_spread_candidates``; None when the width is not that layout."""
+    blocks = 2 * _SPREAD_FRAMES + 1
+    if width % blocks:
+        return None, None
+    n = width // blocks
+    offsets = [0] + [-k for k in range(1, _SPREAD_FRAMES + 1)] + list(range(1, _SPREAD_FRAMES + 1))
+    block_of = {offset: block for block, offset in enumerate(offsets)}
+    pairs = []
+    for step in (-1, 1):  # the next frame sees source frame s at offset one lower, the previous one higher
+        own, other = [], []
+        for block, offset in enumerate(offsets):
+            if offset + step in block_of:
+                own.extend(range(block * n, (block + 1) * n))
+                other.extend(range(block_of[offset + step] * n, (block_of[offset + step] + 1) * n))
+        pairs.append((np.array(own), np.array(other)))
+    return pairs[0], pairs[1]
 
 
 # ---------------------------------------------------------------------------------------------------------------
