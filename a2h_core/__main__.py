@@ -1,4 +1,4 @@
 """`python -m a2h_core ...`: the command line (see cli.py)."""
-from .cli import main
+from a2h_core.cli import main
 
 raise SystemExit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from a2h_core.config import FPS
-from a2h_core.pipeline import PipelineConfig, generate
+from a2h_core.inference.pipeline import PipelineConfig, generate
 
 from . import comfy
 from .common import BATCH_POLICY, CATEGORY, frames_to_image, pose_ui, single_audio, single_image

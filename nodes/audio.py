@@ -6,7 +6,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from a2h_core.config import FPS
-from a2h_core.features import AudioFeatures, extract_features
+from a2h_core.audio.features import AudioFeatures, extract_features
 
 from .common import CATEGORY, blame, single_audio
 from .types import A2HFeatures

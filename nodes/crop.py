@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from a2h_core.image import CropBox, even_size, feather_mask, paste_back, prepare_source_image
+from a2h_core.io.image import CropBox, even_size, feather_mask, paste_back, prepare_source_image
 
 from . import comfy
 from .common import BATCH_POLICY, CATEGORY, blame, frames_to_image, single_image

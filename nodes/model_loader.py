@@ -10,9 +10,9 @@ import torch
 from comfy_api.latest import io
 
 from a2h_core.errors import Audio2HeadError
-from a2h_core.models import Audio2HeadModels
-from a2h_core.weights import load_models
-from a2h_core.wrapper import Audio2HeadWrapper
+from a2h_core.modules.models import Audio2HeadModels
+from a2h_core.io.weights import load_models
+from a2h_core.inference.wrapper import Audio2HeadWrapper
 
 from . import comfy
 from .common import CATEGORY, blame

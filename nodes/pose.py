@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from a2h_core.image import prepare_source_image
+from a2h_core.io.image import prepare_source_image
 
 from .common import BATCH_POLICY, CATEGORY, blame, pose_ui, single_image
 from .types import A2HFeatures, A2HModel, A2HPose

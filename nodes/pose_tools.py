@@ -12,7 +12,7 @@ from comfy_api.latest import io, ui
 
 from a2h_core.config import FPS
 from a2h_core.errors import Audio2HeadError
-from a2h_core.pose import FIT_MODES, PoseCurve, load_pose_curve
+from a2h_core.pose import FIT_MODES, PoseCurve, curve_from_keyframes, load_pose_curve, save_pose_curve
 
 from . import comfy
 from .common import CATEGORY, blame, pose_ui
@@ -20,7 +20,7 @@ from .types import A2HFeatures, A2HPose
 
 POSE_CATEGORY = f"{CATEGORY}/pose"
 
-# The keyframe widget's default: a short nod and turn. Schema (a2h_core/pose.py, PoseCurve.from_keyframes):
+# The keyframe widget's default: a short nod and turn. Schema (a2h_core/pose/keyframes.py):
 # {"interpolation": "linear" | "smooth" | "ease", "relative": false, "fps": 25, "num_frames": optional,
 #  "keyframes": [{"time": seconds (or "frame": pose index), "yaw", "pitch", "roll": degrees, "x", "y", "z"}, ...]}
 # A channel no keyframe sets keeps the base pose (a frontal head, or the first pose of the `base` input).
@@ -111,7 +111,7 @@ class Audio2HeadPoseSave(io.ComfyNode):
             node_id="Audio2HeadPoseSave",
             display_name="Audio2Head Pose Save",
             category=POSE_CATEGORY,
-            description="Saves a head-pose curve (schema in a2h_core/pose.py) to the output folder.",
+            description="Saves a head-pose curve (schema in a2h_core/pose/curve.py) to the output folder.",
             inputs=[
                 pose_input(tooltip="Head-pose curve to save."),
                 io.String.Input("filename_prefix", default="audio2head/pose",
@@ -128,7 +128,7 @@ class Audio2HeadPoseSave(io.ComfyNode):
     def execute(cls, pose, filename_prefix, format, columns) -> io.NodeOutput:
         path, name = comfy.next_output_path(filename_prefix, format)
         with blame("pose"):
-            pose.save(path, columns=columns)
+            save_pose_curve(pose, path, columns=columns)
         return io.NodeOutput(ui=ui.PreviewText(f"saved {name} ({len(pose)} poses at {pose.fps:g} fps)"))
 
 
@@ -169,7 +169,7 @@ class Audio2HeadPoseKeyframes(io.ComfyNode):
             if not isinstance(document, dict):
                 raise Audio2HeadError('expected an object with a "keyframes" list')
             count = features.num_frames + 1 if features is not None else None
-            curve = PoseCurve.from_keyframes({**document, **({"num_frames": count} if count else {})}, base=base)
+            curve = curve_from_keyframes({**document, **({"num_frames": count} if count else {})}, base=base)
         return result(curve)
 
 

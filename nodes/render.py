@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from a2h_core.pose_render import BOX_VALUE, plot_pose_curve, preview_pose_boxes, render_pose_boxes
+from a2h_core.pose.render import BOX_VALUE, render_pose_boxes
+from a2h_core.previews.pose_boxes import preview_pose_boxes
+from a2h_core.previews.pose_plot import plot_pose_curve
 
 from .common import CATEGORY, blame
 from .types import A2HPose

@@ -29,7 +29,7 @@ def write_reduced_weights(path: Path) -> None:
 
     sys.path.insert(0, str(ROOT))
     from a2h_core.config import ModelConfig
-    from a2h_core.models import Audio2HeadModels
+    from a2h_core.modules.models import Audio2HeadModels
 
     torch.manual_seed(0)
     state = {k: v.contiguous() for k, v in Audio2HeadModels(ModelConfig.reduced()).state_dict().items()}

@@ -1,4 +1,4 @@
-"""Decoding, resampling and normalisation (a2h_core.audio): the original's ffmpeg + wavfile chain without ffmpeg."""
+"""Decoding, resampling and normalisation (a2h_core.audio.decode): the original's ffmpeg + wavfile chain without ffmpeg."""
 import math
 import shutil
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from a2h_core.audio import load_audio, normalise_peak, resample_to_feature_rate, to_pcm16
+from a2h_core.audio.decode import load_audio, normalise_peak, resample_to_feature_rate, to_pcm16
 from a2h_core.errors import A2HWarning, Audio2HeadError
 
 

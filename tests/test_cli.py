@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from a2h_core import cli
+from a2h_core.cli.progress import ProgressBar
 from a2h_core.config import ModelConfig
-from a2h_core.models import Audio2HeadModels
-from a2h_core.video import read_video_info
+from a2h_core.modules.models import Audio2HeadModels
+from a2h_core.io.video import read_video_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -95,7 +96,7 @@ def test_ctrl_c_leaves_no_finished_looking_file(inputs, tmp_path, capsys, monkey
     def interrupt(self, done, total):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.ProgressBar, "__call__", interrupt)
+    monkeypatch.setattr(ProgressBar, "__call__", interrupt)
     assert cli.main(_generate_args(inputs, tmp_path / "talk.mp4")) == cli.EXIT_INTERRUPTED
     assert "interrupted" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
@@ -105,7 +106,7 @@ def test_progress_bar_text():
     import io
 
     stream = io.StringIO()
-    bar = cli.ProgressBar("Rendering", stream=stream)
+    bar = ProgressBar("Rendering", stream=stream)
     bar(5, 10)
     bar(10, 10)
     text = stream.getvalue()
@@ -123,11 +124,11 @@ def test_module_entry_point_runs():
 
 def test_pose_predicts_the_curve_of_the_pose_stage(inputs, tmp_path):
     """`pose --image --audio --weights` writes exactly what the predictor gives: frames + 1 poses."""
-    from a2h_core.features import extract_features
-    from a2h_core.image import prepare_source_image
+    from a2h_core.audio.features import extract_features
+    from a2h_core.io.image import prepare_source_image
     from a2h_core.pose import load_pose_curve
-    from a2h_core.weights import load_models
-    from a2h_core.wrapper import Audio2HeadWrapper
+    from a2h_core.io.weights import load_models
+    from a2h_core.inference.wrapper import Audio2HeadWrapper
 
     out = tmp_path / "predicted.json"
     code = cli.main(["pose", "--image", str(inputs / "face.png"), "--audio", str(inputs / "speech.wav"),

@@ -117,8 +117,8 @@ def server(tmp_path_factory):
     (base / "custom_nodes" / PACK_FOLDER).symlink_to(ROOT, target_is_directory=True)
     write_reduced_weights(base / "models" / "audio2head" / WEIGHTS)
     write_inputs(base / "input")
-    from a2h_core.pose import PoseCurve
-    PoseCurve.still(num_poses=10).offset([5, 0, 0, 0, 0, 0]).save(base / "input" / "curve.json")
+    from a2h_core.pose import PoseCurve, save_pose_curve
+    save_pose_curve(PoseCurve.still(num_poses=10).offset([5, 0, 0, 0, 0, 0]), base / "input" / "curve.json")
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
     only_this_pack = ("--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_FOLDER)
     started = time.perf_counter()
@@ -200,7 +200,7 @@ def saved_video(server, entry) -> Path:
 
 def speech_frames(server) -> int:
     """Video frames the test audio gives, computed by the library in this process."""
-    from a2h_core.features import extract_features
+    from a2h_core.audio.features import extract_features
     return extract_features(str(server.base / "input" / "speech.wav")).num_frames
 
 

@@ -1,4 +1,4 @@
-"""The 41 audio features (a2h_core.features) against the original's recipe and on edge cases."""
+"""The 41 audio features (a2h_core.audio.features) against the original's recipe and on edge cases."""
 import argparse
 import shutil
 import subprocess
@@ -9,10 +9,11 @@ import pytest
 import python_speech_features
 from scipy.io import wavfile
 
-from a2h_core.audio import to_pcm16
+from a2h_core.audio.decode import to_pcm16
 from a2h_core.errors import A2HWarning, Audio2HeadError
-from a2h_core import features as features_module
-from a2h_core.features import (MIN_SAMPLES, AudioFeatures, add_features_command, extract_features,
+from a2h_core.audio import features as features_module
+from a2h_core.cli import features as features_command
+from a2h_core.audio.features import (MIN_SAMPLES, AudioFeatures, extract_features,
                                interpolate_unvoiced, mel_features)
 
 F0_COLUMN, VOICED_COLUMN = 39, 40
@@ -213,7 +214,7 @@ def test_save_load_round_trip_and_validation(tmp_path):
 def test_features_command(tmp_path, capsys):
     wavfile.write(tmp_path / "speech.wav", 22050, np.round(tone(22050, 0.5)[0] * 30000).astype(np.int16))
     parser = argparse.ArgumentParser()
-    add_features_command(parser.add_subparsers(dest="command"))
+    features_command.add_command(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["features", "--audio", str(tmp_path / "speech.wav"), "--out", str(tmp_path / "f.npy")])
     with warnings.catch_warnings():
         warnings.simplefilter("error", A2HWarning)

@@ -13,8 +13,8 @@ import pytest
 import scipy.io.wavfile
 import scipy.signal
 
-from a2h_core.features import interpolate_unvoiced
-from a2h_core.harvest import harvest, num_frames
+from a2h_core.audio.features import interpolate_unvoiced
+from a2h_core.audio.harvest import harvest, num_frames
 
 try:
     import pyworld

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from a2h_core.errors import A2HWarning, Audio2HeadError
-from a2h_core.image import (
+from a2h_core.io.image import (
     CropBox, CropInfo, even_size, feather_mask, image_to_tensor, load_image, paste_back, prepare_source_image,
     resize_uint8,
 )

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from a2h_core.config import POSE_MAX, POSE_MIN, ModelConfig
-from a2h_core.keypoints import Keypoints
-from a2h_core.models import Audio2HeadModels
+from a2h_core.modules.keypoints import Keypoints
+from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.modules import DenseMotionNetwork, denormalize_poses, normalize_poses
 from a2h_core.modules.blocks import AntiAliasDownsample, keypoints_from_heatmaps, make_coordinate_grid
 from a2h_core.modules.generator import warp

@@ -25,8 +25,8 @@ from safetensors.torch import save_file  # noqa: E402
 import nodes  # noqa: E402
 from a2h_core.config import FPS, ModelConfig  # noqa: E402
 from a2h_core.errors import A2HWarning, Audio2HeadError  # noqa: E402
-from a2h_core.keypoints import Keypoints  # noqa: E402
-from a2h_core.models import Audio2HeadModels  # noqa: E402
+from a2h_core.modules.keypoints import Keypoints  # noqa: E402
+from a2h_core.modules.models import Audio2HeadModels  # noqa: E402
 from nodes import model_loader  # noqa: E402
 
 NODE_IDS = [
@@ -237,7 +237,7 @@ def test_audio_batch_uses_first_clip_with_a_warning():
 # ------------------------------------------------------------------------------------------------------ pipeline
 def test_stage_by_stage_graph_matches_the_all_in_one_node(model):
     """Loader -> features -> predictor -> detector -> motion field -> generator gives exactly the frames of the
-    all-in-one node, which runs the library's end-to-end pipeline (a2h_core.pipeline.generate)."""
+    all-in-one node, which runs the library's end-to-end pipeline (a2h_core.inference.pipeline.generate)."""
     image, audio = comfy_image(), comfy_audio(seconds=0.5)
     features = run("Audio2HeadAudioFeatures", audio=audio)[0]
     predicted = run("Audio2HeadPosePredictor", model=model, image=image, features=features)

@@ -15,7 +15,7 @@ if importlib.util.find_spec("comfy_api") is None:
 import nodes  # noqa: E402
 from a2h_core.config import FPS  # noqa: E402
 from a2h_core.errors import Audio2HeadError  # noqa: E402
-from a2h_core.features import AudioFeatures  # noqa: E402
+from a2h_core.audio.features import AudioFeatures  # noqa: E402
 from a2h_core.pose import PoseCurve  # noqa: E402
 from nodes.pose_tools import DEFAULT_KEYFRAMES  # noqa: E402
 

@@ -7,15 +7,15 @@ import torch
 
 from a2h_core.config import FPS, ModelConfig
 from a2h_core.errors import A2HWarning, Audio2HeadError
-from a2h_core.features import AudioFeatures
-from a2h_core.image import prepare_source_image
-from a2h_core.keypoints import Keypoints
-from a2h_core.models import Audio2HeadModels
-from a2h_core.pipeline import INTERMEDIATE_FILES, PipelineConfig, generate
+from a2h_core.audio.features import AudioFeatures
+from a2h_core.io.image import prepare_source_image
+from a2h_core.modules.keypoints import Keypoints
+from a2h_core.modules.models import Audio2HeadModels
+from a2h_core.inference.pipeline import INTERMEDIATE_FILES, PipelineConfig, generate
 from a2h_core.pose import PoseCurve
-from a2h_core.pose_render import render_pose_boxes
-from a2h_core.video import read_video_info
-from a2h_core.wrapper import Audio2HeadWrapper, frame_poses, plan_windows, window_inputs
+from a2h_core.pose.render import render_pose_boxes
+from a2h_core.io.video import read_video_info
+from a2h_core.inference.wrapper import Audio2HeadWrapper, frame_poses, plan_windows, window_inputs
 
 SEQ_LEN = 64
 

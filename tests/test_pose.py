@@ -8,8 +8,10 @@ import pytest
 
 from a2h_core.config import POSE_MAX, POSE_MIN
 from a2h_core.errors import A2HWarning, Audio2HeadError
-from a2h_core.pose import (DEFAULT_POSE, PoseCurve, add_pose_command, interpolate_keys, load_pose_curve,
-                           matrix_to_rotvec, poses_to_ypr, rotvec_to_matrix, ypr_to_matrix, ypr_to_poses)
+from a2h_core.cli import pose as pose_command
+from a2h_core.pose import (DEFAULT_POSE, PoseCurve, curve_from_keyframes, curve_to_dict, interpolate_keys,
+                           load_pose_curve, read_openface_csv, save_pose_curve)
+from a2h_core.pose.rotations import matrix_to_rotvec, poses_to_ypr, rotvec_to_matrix, ypr_to_matrix, ypr_to_poses
 
 Rotation = pytest.importorskip("scipy.spatial.transform").Rotation
 
@@ -104,11 +106,11 @@ def test_training_range_warning():
 @pytest.mark.parametrize("suffix", [".json", ".csv"])
 def test_files_round_trip_exactly(tmp_path, suffix):
     curve = PoseCurve(training_curve().values, fps=30.0)
-    path = curve.save(tmp_path / f"curve{suffix}")
+    path = save_pose_curve(curve, tmp_path / f"curve{suffix}")
     loaded = load_pose_curve(path, fps=None)
     np.testing.assert_array_equal(loaded.values, curve.values)
     assert loaded.fps == 30.0
-    ypr_path = curve.save(tmp_path / f"curve_ypr{suffix}", columns="ypr")
+    ypr_path = save_pose_curve(curve, tmp_path / f"curve_ypr{suffix}", columns="ypr")
     np.testing.assert_allclose(load_pose_curve(ypr_path, fps=None).values, curve.values, rtol=0, atol=1e-13)
     # The default load resamples to the model's 25 fps, keeping the duration.
     at_25 = load_pose_curve(path)
@@ -116,7 +118,7 @@ def test_files_round_trip_exactly(tmp_path, suffix):
 
 
 def test_json_schema_and_bad_files(tmp_path):
-    document = training_curve(3).to_dict()
+    document = curve_to_dict(training_curve(3))
     assert document["format"] == "audio2head-pose-curve" and document["version"] == 1
     assert document["columns"] == ["rx", "ry", "rz", "tx", "ty", "tz"] and len(document["poses"]) == 3
     bad = tmp_path / "bad.json"
@@ -154,19 +156,19 @@ def test_openface_import(tmp_path):
     path = tmp_path / "openface.csv"
     path.write_text(header + "\n" + "\n".join(rows) + "\n")
     with pytest.warns(A2HWarning, match="lost the face on 1 of 5 frames"):
-        curve = PoseCurve.from_openface_csv(path)
+        curve = read_openface_csv(path)
     assert curve.fps == 30.0 and len(curve) == 5
     ypr = curve.to_ypr()
     np.testing.assert_allclose(ypr[0, :3], [10.0, 5.0, -3.0], atol=1e-12)  # OpenFace Ry is yaw, Rx pitch
     np.testing.assert_allclose(ypr[2, 3:], [12.0, 20.0, 300.0], atol=1e-12)  # the failed frame is interpolated
-    raw = PoseCurve.from_openface_csv(path, face_id=1, euler_as_axis_angle=True)
+    raw = read_openface_csv(path, face_id=1, euler_as_axis_angle=True)
     np.testing.assert_allclose(raw.values[0], [0, 0, 0, 1, 2, 350])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", A2HWarning)
         assert load_pose_curve(path).fps == 25.0  # detected by its header, resampled for the model
     path.write_text("frame, pose_Tx\n1, 2\n")
     with pytest.raises(Audio2HeadError, match="missing"):
-        PoseCurve.from_openface_csv(path)
+        read_openface_csv(path)
 
 
 # ------------------------------------------------------------------------------------------------ keyframes
@@ -174,18 +176,18 @@ def test_openface_import(tmp_path):
 def test_keyframes_linear_smooth_and_ease():
     keys = [{"frame": 0, "yaw": 0.0}, {"frame": 10, "yaw": 10.0}, {"frame": 20, "yaw": 4.0},
             {"time": 1.2, "yaw": 12.0}]  # time 1.2 s = frame 30 at 25 fps
-    linear = PoseCurve.from_keyframes(keys, interpolation="linear").to_ypr()[:, 0]
+    linear = curve_from_keyframes(keys, interpolation="linear").to_ypr()[:, 0]
     assert len(linear) == 31
     np.testing.assert_allclose(linear[[0, 5, 10, 15, 20, 25, 30]], [0, 5, 10, 7, 4, 8, 12], atol=1e-12)
     from scipy.interpolate import PchipInterpolator
-    smooth = PoseCurve.from_keyframes(keys, interpolation="smooth").to_ypr()[:, 0]
+    smooth = curve_from_keyframes(keys, interpolation="smooth").to_ypr()[:, 0]
     np.testing.assert_allclose(smooth, PchipInterpolator([0, 10, 20, 30], [0, 10, 4, 12])(np.arange(31)),
                                atol=1e-10)
-    ease = PoseCurve.from_keyframes(keys, interpolation="ease").to_ypr()[:, 0]
+    ease = curve_from_keyframes(keys, interpolation="ease").to_ypr()[:, 0]
     np.testing.assert_allclose(ease[[5, 10, 15]], [5, 10, 7], atol=1e-12)
     assert abs(ease[1] - 10 * (3 * 0.01 - 2 * 0.001)) < 1e-12  # smoothstep: slow start
     # Channels no keyframe sets take the base pose; held before the first and after the last key.
-    curve = PoseCurve.from_keyframes([{"frame": 5, "pitch": 3.0}], num_poses=8)
+    curve = curve_from_keyframes([{"frame": 5, "pitch": 3.0}], num_poses=8)
     ypr = curve.to_ypr()
     np.testing.assert_allclose(ypr[:, 1], 3.0, atol=1e-12)
     np.testing.assert_allclose(ypr[:, [0, 2, 3, 4, 5]], np.repeat(poses_to_ypr(DEFAULT_POSE)[None, [0, 2, 3, 4, 5]],
@@ -194,7 +196,7 @@ def test_keyframes_linear_smooth_and_ease():
 
 def test_keyframes_relative_to_a_base_and_from_a_document():
     base = training_curve(1).values[0]
-    curve = PoseCurve.from_keyframes({"fps": 25, "interpolation": "linear", "relative": True, "num_frames": 11,
+    curve = curve_from_keyframes({"fps": 25, "interpolation": "linear", "relative": True, "num_frames": 11,
                                       "keyframes": [{"frame": 0, "yaw": 0}, {"frame": 10, "yaw": 4, "z": -10}]},
                                      base=base)
     delta = curve.to_ypr() - poses_to_ypr(base)
@@ -214,7 +216,7 @@ def test_keyframes_relative_to_a_base_and_from_a_document():
 ])
 def test_bad_keyframes_are_refused(keys, message):
     with pytest.raises(Audio2HeadError, match=message):
-        PoseCurve.from_keyframes(keys)
+        curve_from_keyframes(keys)
 
 
 def test_interpolation_holds_the_ends():
@@ -257,7 +259,7 @@ def test_smoothing():
 
 
 def test_retime_loop_trim_fit_and_resample():
-    curve = PoseCurve.from_keyframes([{"frame": 0, "yaw": 0.0}, {"frame": 10, "yaw": 10.0}],
+    curve = curve_from_keyframes([{"frame": 0, "yaw": 0.0}, {"frame": 10, "yaw": 10.0}],
                                      interpolation="linear")
     stretched = curve.retimed(21).to_ypr()[:, 0]
     np.testing.assert_allclose(stretched, np.linspace(0, 10, 21), atol=1e-10)
@@ -290,7 +292,7 @@ def test_blend():
 
 def run_pose(argv):
     parser = argparse.ArgumentParser()
-    add_pose_command(parser.add_subparsers(dest="command"))
+    pose_command.add_command(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["pose", *argv])
     return args.func(args)
 

@@ -6,8 +6,10 @@ import torch
 from a2h_core.config import POSE_MAX, POSE_MIN
 from a2h_core.errors import Audio2HeadError
 from a2h_core.pose import PoseCurve, rotvec_to_matrix
-from a2h_core.pose_render import (BOX_POINTS_3D, box_points_2d, plot_pose_curve, preview_pose_boxes, project_box,
-                                  render_pose_boxes, write_png)
+from a2h_core.pose import curve_from_keyframes
+from a2h_core.pose.render import BOX_POINTS_3D, box_points_2d, project_box, render_pose_boxes
+from a2h_core.previews.pose_boxes import preview_pose_boxes
+from a2h_core.previews.pose_plot import plot_pose_curve, save_png
 
 
 def random_training_poses(count: int, seed: int) -> np.ndarray:
@@ -133,12 +135,12 @@ def test_preview_draws_the_box_over_the_image():
 
 
 def test_plot_and_png(tmp_path):
-    curve = PoseCurve.from_keyframes([{"frame": 0, "yaw": 0}, {"frame": 30, "yaw": 20, "x": 10}])
+    curve = curve_from_keyframes([{"frame": 0, "yaw": 0}, {"frame": 30, "yaw": 20, "x": 10}])
     plot = plot_pose_curve(curve, width=320, height=180, frame=10)
     assert plot.shape == (180, 320, 3) and plot.dtype == torch.float32
     red = (plot[..., 0] > 0.9) & (plot[..., 1] < 0.5)
     assert red.any()  # the yaw line is drawn
     path = tmp_path / "plot.png"
-    write_png(path, plot)
+    save_png(plot, path)
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in data[-12:]

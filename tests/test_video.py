@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from a2h_core.errors import Audio2HeadError
-from a2h_core.video import VideoWriter, load_soundtrack, read_video_info
+from a2h_core.io.video import VideoWriter, load_soundtrack, read_video_info
 
 
 def _tone(seconds, rate, channels=1):

@@ -16,11 +16,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from a2h_core import weights
+from a2h_core.cli import convert as convert_command
+from a2h_core.io import weights
 from a2h_core.config import ModelConfig
 from a2h_core.errors import A2HWarning, Audio2HeadError
-from a2h_core.models import Audio2HeadModels
-from a2h_core.weights import SUBMODELS, convert_checkpoint, load_models, validate_state_dict
+from a2h_core.modules.models import Audio2HeadModels
+from a2h_core.io.weights import SUBMODELS, convert_checkpoint, load_models, validate_state_dict
 
 PUBLISHED = ModelConfig.published()
 REDUCED = ModelConfig.reduced()
@@ -110,7 +111,7 @@ def test_published_checkpoint_converts_and_strict_loads(published_state, publish
 
 def test_cli_convert_reports_strict_load(published_pth, tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="a2h_core")
-    weights.add_convert_command(parser.add_subparsers(dest="command", required=True))
+    convert_command.add_command(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "converted.safetensors"
     args = parser.parse_args(["convert", str(published_pth), str(out)])
 
@@ -474,7 +475,7 @@ def test_hub_offline_mode_uses_the_cache_and_fails_clearly_without_it(reduced_st
         import json, torch
         from a2h_core.config import ModelConfig
         from a2h_core.errors import Audio2HeadError
-        from a2h_core.weights import load_models
+        from a2h_core.io.weights import load_models
         models = load_models("someone/audio2head", config=ModelConfig.reduced())
         result = {"checksum": float(sum(t.double().sum() for t in models.state_dict().values()))}
         try:

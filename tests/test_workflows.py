@@ -294,14 +294,14 @@ def test_workflow_is_valid(path: Path, layouts: dict):
 @pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.stem)
 def test_workflow_pose_inputs_load(path: Path, layouts: dict):
     """Keyframe widgets hold documents pose.py accepts; files Pose Load names ship beside the workflows."""
-    from a2h_core.pose import PoseCurve, load_pose_curve
+    from a2h_core.pose import PoseCurve, curve_from_keyframes, load_pose_curve
 
     workflow = json.loads(path.read_text())
     for node in workflow["nodes"]:
         names = [w["name"] for w in layouts[node["type"]]["widgets"]]
         values = dict(zip(names, node.get("widgets_values", [])))
         if node["type"] == "Audio2HeadPoseKeyframes":
-            curve = PoseCurve.from_keyframes(json.loads(values["keyframes"]))
+            curve = curve_from_keyframes(json.loads(values["keyframes"]))
             assert len(curve) > 1
         if node["type"] == "Audio2HeadPoseLoad":
             example = WORKFLOW_DIR / values["path"]
@@ -314,7 +314,7 @@ WEB_FIXTURES = ROOT / "web" / "tests" / "fixtures" / "keyframe_curves.json"
 
 
 def test_web_fixtures_match_pose_py():
-    """The numbers the JavaScript interpolation is tested against are still what a2h_core/pose.py gives."""
+    """The numbers the JavaScript interpolation is tested against are still what a2h_core/pose/curve.py gives."""
     sys.path.insert(0, str(ROOT / "web" / "tests"))
     from make_fixtures import expected, node_default_keyframes
 

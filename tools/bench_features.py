@@ -6,7 +6,7 @@
 
 The synthetic input is 44.1 kHz stereo float (so decoding, downmix and resampling are exercised): glottal-like
 pulses at a gliding F0 through a formant, with pauses and a noise floor. Stages: load (float64, downmix, resample,
-16-bit grid, normalise), mfcc+logfbank (computed together), harvest (a2h_core.harvest), interpolation; then the whole
+16-bit grid, normalise), mfcc+logfbank (computed together), harvest (a2h_core.audio.harvest), interpolation; then the whole
 extract_features call, and pyworld.harvest on the same signal when pyworld is installed. Memory is the peak of
 numpy/Python allocations (tracemalloc) during one extract_features call, measured in a fresh process per length.
 """
@@ -49,9 +49,9 @@ def timed(fn, *args, **kwargs):
 def bench_stages(samples: np.ndarray, rate: int | None, label: str) -> None:
     import python_speech_features
 
-    from a2h_core.audio import load_audio
-    from a2h_core.features import extract_features, interpolate_unvoiced, mel_features
-    from a2h_core.harvest import harvest
+    from a2h_core.audio.decode import load_audio
+    from a2h_core.audio.features import extract_features, interpolate_unvoiced, mel_features
+    from a2h_core.audio.harvest import harvest
 
     signal, t_load = timed(load_audio, samples, rate)
     _, t_psf_mfcc = timed(python_speech_features.mfcc, signal, 16000)
@@ -73,7 +73,7 @@ def bench_stages(samples: np.ndarray, rate: int | None, label: str) -> None:
         print("    pyworld not installed: no reference harvest time")
         return
     _, t_pyworld = timed(pyworld.harvest, signal, 16000, frame_period=10.0)
-    print(f"    pyworld.harvest {t_pyworld:.2f} s (a2h_core.harvest {t_harvest:.2f} s)")
+    print(f"    pyworld.harvest {t_pyworld:.2f} s (a2h_core.audio.harvest {t_harvest:.2f} s)")
 
 
 def memory_child(minutes: float) -> None:
@@ -81,7 +81,7 @@ def memory_child(minutes: float) -> None:
     import resource
     import tracemalloc
 
-    from a2h_core.features import extract_features
+    from a2h_core.audio.features import extract_features
 
     samples = synthetic_speech(60 * minutes)
     input_mb = samples.nbytes / 2 ** 20

@@ -1,4 +1,4 @@
-"""Speed and fidelity of the pose-box renderer (a2h_core.pose_render) against the original's OpenCV drawing.
+"""Speed and fidelity of the pose-box renderer (a2h_core.pose.render) against the original's OpenCV drawing.
 
     python tools/bench_pose_render.py [--poses 1000] [--device cpu] [--threads N] [--range 1.0]
 
@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from a2h_core.config import POSE_MAX, POSE_MIN  # noqa: E402
-from a2h_core.pose_render import BOX_POINTS_3D, render_pose_boxes  # noqa: E402
+from a2h_core.pose.render import BOX_POINTS_3D, render_pose_boxes  # noqa: E402
 
 
 def opencv_boxes(cv2, poses: np.ndarray) -> np.ndarray:

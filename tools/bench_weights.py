@@ -20,8 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from a2h_core.config import ModelConfig  # noqa: E402
-from a2h_core.models import Audio2HeadModels  # noqa: E402
-from a2h_core.weights import SUBMODELS, convert_checkpoint, load_models  # noqa: E402
+from a2h_core.modules.models import Audio2HeadModels  # noqa: E402
+from a2h_core.io.weights import SUBMODELS, convert_checkpoint, load_models  # noqa: E402
 
 
 def timed(label: str, action):

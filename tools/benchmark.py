@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from a2h_core.config import FPS, ModelConfig  # noqa: E402
-from a2h_core.features import extract_features  # noqa: E402
-from a2h_core.image import prepare_source_image  # noqa: E402
-from a2h_core.models import Audio2HeadModels  # noqa: E402
-from a2h_core.pipeline import PipelineConfig, generate  # noqa: E402
-from a2h_core.video import VideoWriter, load_soundtrack  # noqa: E402
-from a2h_core.wrapper import Audio2HeadWrapper  # noqa: E402
+from a2h_core.audio.features import extract_features  # noqa: E402
+from a2h_core.io.image import prepare_source_image  # noqa: E402
+from a2h_core.modules.models import Audio2HeadModels  # noqa: E402
+from a2h_core.inference.pipeline import PipelineConfig, generate  # noqa: E402
+from a2h_core.io.video import VideoWriter, load_soundtrack  # noqa: E402
+from a2h_core.inference.wrapper import Audio2HeadWrapper  # noqa: E402
 
 
 def psnr(frames: np.ndarray, reference: np.ndarray) -> float:
@@ -132,7 +132,7 @@ def memory(args) -> None:
 
     from scipy.io import wavfile
 
-    from a2h_core.features import AudioFeatures
+    from a2h_core.audio.features import AudioFeatures
 
     voice = Path(args.original or "") / "demo" / "audio" / "intro.wav"
     if args.original and voice.is_file():

@@ -325,7 +325,7 @@ def pose_from_file() -> Graph:
     ]
     return generator_graph("audio2head_pose_from_file", (
         "Audio2Head driven by a head-pose curve from a file.\n\n"
-        "Pose Load reads a .json or .csv pose curve (this pack's format, see a2h_core/pose.py) or an OpenFace 2.0 "
+        "Pose Load reads a .json or .csv pose curve (this pack's format, see a2h_core/pose/curve.py) or an OpenFace 2.0 "
         "FeatureExtraction CSV (pose_Tx .. pose_Rz, the tool the paper used for its ground truth) from "
         "ComfyUI/input, resampled to 25 fps. Copy the example workflows/example_openface_pose.csv (synthetic motion "
         "in OpenFace's layout, 30 fps) into ComfyUI/input. Pose Retime fits the curve to the audio (pingpong: loops "

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _espeak import espeak  # noqa: E402
 
-from a2h_core.audio import to_pcm16  # noqa: E402
-from a2h_core.features import extract_features  # noqa: E402
+from a2h_core.audio.decode import to_pcm16  # noqa: E402
+from a2h_core.audio.features import extract_features  # noqa: E402
 
 # (voice, words per minute, pitch 0-99, text): several voices, speeds, pitches and languages
 ESPEAK_CLIPS = [

@@ -1,4 +1,4 @@
-"""Compare our Harvest port (`a2h_core.harvest`) with pyworld.harvest, side by side.
+"""Compare our Harvest port (`a2h_core.audio.harvest`) with pyworld.harvest, side by side.
 
     python tools/compare_harvest.py                 # fidelity table + timing for 10 s and 60 s
     python tools/compare_harvest.py --no-timing     # fidelity only
@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _espeak import espeak  # noqa: E402
 
-from a2h_core.features import interpolate_unvoiced  # noqa: E402
-from a2h_core.harvest import harvest  # noqa: E402
+from a2h_core.audio.features import interpolate_unvoiced  # noqa: E402
+from a2h_core.audio.harvest import harvest  # noqa: E402
 
 SAMPLE_RATE = 16000
 FRAME_PERIOD_MS = 10.0

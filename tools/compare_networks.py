@@ -33,8 +33,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from a2h_core.config import ModelConfig  # noqa: E402
-from a2h_core.keypoints import Keypoints  # noqa: E402
-from a2h_core.models import Audio2HeadModels  # noqa: E402
+from a2h_core.modules.keypoints import Keypoints  # noqa: E402
+from a2h_core.modules.models import Audio2HeadModels  # noqa: E402
 
 SUBMODELS = ("audio2pose", "audio2kp", "kp_detector", "generator")
 

@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare_networks import build_original, original_image, same_weights  # noqa: E402
 
-from a2h_core.features import AudioFeatures, extract_features  # noqa: E402
-from a2h_core.image import prepare_source_image  # noqa: E402
-from a2h_core.models import Audio2HeadModels  # noqa: E402
-from a2h_core.pipeline import PipelineConfig, generate  # noqa: E402
+from a2h_core.audio.features import AudioFeatures, extract_features  # noqa: E402
+from a2h_core.io.image import prepare_source_image  # noqa: E402
+from a2h_core.modules.models import Audio2HeadModels  # noqa: E402
+from a2h_core.inference.pipeline import PipelineConfig, generate  # noqa: E402
 from a2h_core.pose import PoseCurve  # noqa: E402
-from a2h_core.wrapper import Audio2HeadWrapper  # noqa: E402
+from a2h_core.inference.wrapper import Audio2HeadWrapper  # noqa: E402
 
 SEQ_LEN = 64  # the original's opt.seq_len
 

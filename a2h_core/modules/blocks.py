@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..keypoints import Keypoints
+from a2h_core.modules.keypoints import Keypoints
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 

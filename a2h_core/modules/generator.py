@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from ..keypoints import Keypoints
-from .blocks import DownBlock2d, ResBlock, SameBlock2d, UpBlock2d
-from .dense_motion import DenseMotionNetwork
+from a2h_core.config import ModelConfig
+from a2h_core.modules.keypoints import Keypoints
+from a2h_core.modules.blocks import DownBlock2d, ResBlock, SameBlock2d, UpBlock2d
+from a2h_core.modules.dense_motion import DenseMotionNetwork
 
 
 def warp(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:

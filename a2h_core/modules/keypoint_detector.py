@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from ..keypoints import Keypoints
-from .blocks import AntiAliasDownsample, Hourglass, init_identity_jacobian, keypoints_from_heatmaps
+from a2h_core.config import ModelConfig
+from a2h_core.modules.keypoints import Keypoints
+from a2h_core.modules.blocks import AntiAliasDownsample, Hourglass, init_identity_jacobian, keypoints_from_heatmaps
 
 
 class KeypointDetector(nn.Module):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES, POSE_MAX, POSE_MIN, ModelConfig
-from .resnet import ResNet34Encoder
+from a2h_core.config import FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES, POSE_MAX, POSE_MIN, ModelConfig
+from a2h_core.modules.resnet import ResNet34Encoder
 
 
 def _pose_range(poses):

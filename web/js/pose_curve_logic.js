@@ -1,7 +1,7 @@
 // Pure logic of the pose-curve editor: keyframe parsing and serialisation, interpolation, plot geometry and
 // hit-testing. No DOM and no ComfyUI imports, so node's test runner can import it (web/tests/*.test.mjs).
 //
-// The keyframe JSON is the schema of a2h_core/pose.py `PoseCurve.from_keyframes` (the Keyframes node's "keyframes"
+// The keyframe JSON is the schema of a2h_core/pose/curve.py `PoseCurve.from_keyframes` (the Keyframes node's "keyframes"
 // widget): a list of keys, or {"keyframes": [...], "fps", "num_frames", "interpolation", "relative", "base"}; each key
 // has "frame" (pose index) or "time" (seconds) and any of yaw, pitch, roll (degrees), x, y, z. The interpolation
 // here gives pose.py's numbers (web/tests/interpolation.test.mjs checks it against fixtures written by Python:

@@ -10,7 +10,6 @@ executed. Every file is validated against the networks (names, shapes, dtypes, f
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -29,9 +28,10 @@ from huggingface_hub import hf_hub_download
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .config import ModelConfig
-from .errors import A2HWarning, Audio2HeadError
-from .models import Audio2HeadModels
+from a2h_core.config import ModelConfig
+from a2h_core.device import parse_device, parse_dtype
+from a2h_core.errors import A2HWarning, Audio2HeadError
+from a2h_core.modules.models import Audio2HeadModels
 
 SUBMODELS = ("audio2pose", "audio2kp", "kp_detector", "generator")  # the checkpoint's four state dicts, in order
 FORMAT_NAME = "audio2head"  # metadata "format" of the files we write
@@ -43,11 +43,6 @@ SAFETENSORS_SUFFIX = ".safetensors"
 _NAMES_SHOWN = 5  # names listed per group in validation errors before "… and N more"
 _HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
 
-_DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-}
 _HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # "owner/name"
 
 GET_WEIGHTS_HELP = (
@@ -57,39 +52,6 @@ GET_WEIGHTS_HELP = (
     "(2) pass a Hugging Face Hub repo id 'owner/name' that holds a converted 'audio2head.safetensors'. To convert "
     "by hand: python -m a2h_core convert audio2head.pth.tar audio2head.safetensors"
 )
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Small public helpers (the pipeline and the nodes parse --dtype/--device with these too)
-
-
-def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    """torch.float32/float16/bfloat16, or one of the strings "fp32", "fp16", "bf16" (and their long names)."""
-    if isinstance(dtype, torch.dtype):
-        if dtype in (torch.float32, torch.float16, torch.bfloat16):
-            return dtype
-    elif isinstance(dtype, str) and dtype.strip().lower() in _DTYPES:
-        return _DTYPES[dtype.strip().lower()]
-    raise Audio2HeadError(f"Unsupported dtype {dtype!r}: use 'fp32', 'fp16' or 'bf16'.")
-
-
-def parse_device(device: str | torch.device) -> torch.device:
-    """A torch.device that exists on this machine; a clear error for unknown or unavailable devices."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise Audio2HeadError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from exc
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise Audio2HeadError(
-                f"Device {device!r} asked for, but this PyTorch build sees no CUDA GPU: use device='cpu', or "
-                "install a CUDA build of PyTorch.")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise Audio2HeadError(
-                f"Device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s).")
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise Audio2HeadError(f"Device {device!r} asked for, but MPS is not available here: use device='cpu'.")
-    return resolved
 
 
 def file_sha256(path: str | Path) -> str:
@@ -468,36 +430,3 @@ def load_models(source: str | Path, *, device: str | torch.device = "cpu", dtype
         models = Audio2HeadModels(config)
     models.load_state_dict(tensors, strict=True, assign=True)
     return models.to(device=device, dtype=dtype).eval().requires_grad_(False)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Command line: `python -m a2h_core convert IN.pth.tar [OUT.safetensors]`
-
-
-def add_convert_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register the `convert` sub-command; its handler is stored as the parser default `func`."""
-    parser = subparsers.add_parser(
-        "convert", help="convert the original audio2head.pth.tar into one safetensors file",
-        description="Convert the authors' Audio2Head checkpoint (a pickle, read with weights_only=True) into one "
-                    "flat safetensors file, then strict-load the result into the networks to prove it works.")
-    parser.add_argument("checkpoint", type=Path, help="the original checkpoint, e.g. checkpoints/audio2head.pth.tar")
-    parser.add_argument("output", type=Path, nargs="?",
-                        help="the .safetensors file to write (default: beside the checkpoint, same name)")
-    parser.set_defaults(func=run_convert_command)
-    return parser
-
-
-def run_convert_command(args: argparse.Namespace) -> int:
-    """Convert, reload strictly, and say what was written."""
-    output = args.output or converted_cache_path(args.checkpoint)
-    written = convert_checkpoint(args.checkpoint, output)
-    metadata = read_metadata(written)
-    models = load_models(written)
-    parameters = sum(p.numel() for p in models.parameters())
-    print(f"Wrote {written} ({written.stat().st_size / 1e6:.1f} MB, {len(models.state_dict())} tensors) from "
-          f"{args.checkpoint} (sha256 {metadata['source_sha256']}).")
-    if metadata["ignored_entries"]:
-        print(f"Left out the checkpoint's non-model entries: {metadata['ignored_entries'].replace(',', ', ')}.")
-    print(f"Strict load into Audio2HeadModels ({metadata['config']} config) OK: "
-          f"{', '.join(SUBMODELS)}; {parameters:,} parameters.")
-    return 0

@@ -22,15 +22,15 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from .config import FEATURE_ROWS_PER_FRAME, FPS, NUM_AUDIO_FEATURES
-from .errors import Audio2HeadError
-from .features import AudioFeatures
-from .keypoints import Keypoints
-from .models import Audio2HeadModels
-from .modules.pose_predictor import denormalize_poses
-from .pose import PoseCurve
-from .pose_render import render_pose_boxes
-from .weights import parse_device, parse_dtype
+from a2h_core.config import FEATURE_ROWS_PER_FRAME, FPS, NUM_AUDIO_FEATURES
+from a2h_core.errors import Audio2HeadError
+from a2h_core.audio.features import AudioFeatures
+from a2h_core.modules.keypoints import Keypoints
+from a2h_core.modules.models import Audio2HeadModels
+from a2h_core.modules.pose_predictor import denormalize_poses
+from a2h_core.pose import PoseCurve
+from a2h_core.pose.render import render_pose_boxes
+from a2h_core.device import parse_device, parse_dtype
 
 Progress = Callable[[int, int], None]  # progress(done, total); may raise to cancel (ComfyUI's ProgressBar does)
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import IMAGE_SIZE
-from .errors import A2HWarning, Audio2HeadError
+from a2h_core.config import IMAGE_SIZE
+from a2h_core.errors import A2HWarning, Audio2HeadError
 
 # OpenCV's bilinear resize of 8-bit images works in fixed point: interpolation weights are scaled by 2**11.
 _COEF_BITS = 11

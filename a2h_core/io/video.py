@@ -13,8 +13,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import FPS
-from .errors import Audio2HeadError
+from a2h_core.config import FPS
+from a2h_core.errors import Audio2HeadError
 
 # AAC encodes these rates natively; any other rate is resampled to 48 kHz.
 _AAC_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)

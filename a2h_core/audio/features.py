@@ -5,7 +5,7 @@ For the 16 kHz, peak-normalised signal of `a2h_core.audio.load_audio`, each row 
 - columns 0-12: python_speech_features `mfcc` at its defaults (25 ms rectangular frames every 10 ms, 512-point FFT,
   pre-emphasis 0.97, 26 mel filters, cepstral lifter 22, c0 replaced by the log frame energy);
 - columns 13-38: python_speech_features `logfbank` at its defaults (the 26 log mel energies);
-- column 39: F0 in Hz from Harvest (`a2h_core.harvest`, frame period 10 ms, f0 floor 71 Hz, ceiling 800 Hz), with
+- column 39: F0 in Hz from Harvest (`a2h_core.audio.harvest`, frame period 10 ms, f0 floor 71 Hz, ceiling 800 Hz), with
   unvoiced frames filled by linear interpolation between the voiced frames around them, and held at the edges;
 - column 40: the voiced flag (1 where Harvest found F0, else 0).
 
@@ -20,7 +20,6 @@ a warning, where the original would emit NaN.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +27,10 @@ import numpy as np
 import python_speech_features
 import scipy.fft
 
-from a2h_core.audio import normalise_peak, to_pcm16
+from a2h_core.audio.decode import normalise_peak, to_pcm16
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, FEATURE_SAMPLE_RATE, FPS, NUM_AUDIO_FEATURES
 from a2h_core.errors import Audio2HeadError
-from a2h_core.harvest import harvest
+from a2h_core.audio.harvest import harvest
 
 NUM_MFCC = 13  # python_speech_features mfcc default numcep
 NUM_FILTERBANK = 26  # python_speech_features default nfilt
@@ -177,24 +176,3 @@ def interpolate_unvoiced(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     start = f0[before[inside]]
     filled[inside] = (f0[after[inside]] - start) * fraction + start
     return filled
-
-
-def add_features_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register `python -m a2h_core features --audio FILE --out FEATURES.npy`."""
-    parser = subparsers.add_parser(
-        "features", help="audio -> [rows, 41] feature array (.npy)",
-        description="Compute Audio2Head's 41 audio features per 10 ms (13 MFCC, 26 log filter bank, F0, voiced "
-                    "flag) and save them as a float64 .npy array; 4 rows make one 25 fps video frame.")
-    parser.add_argument("--audio", required=True, type=Path, help="speech (wav, flac, mp3, m4a, ogg, ...)")
-    parser.add_argument("--out", required=True, type=Path, help="the .npy file to write")
-    parser.set_defaults(func=run_features_command)
-    return parser
-
-
-def run_features_command(args: argparse.Namespace) -> int:
-    features = extract_features(args.audio)
-    path = features.save(args.out)
-    voiced = float(features.voiced.mean()) if len(features.values) else 0.0
-    print(f"Wrote {path}: {len(features.values)} rows x {NUM_AUDIO_FEATURES} features, {features.num_frames} video "
-          f"frames ({features.duration:.2f} s), {100 * voiced:.1f}% voiced")
-    return 0

@@ -17,15 +17,15 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .config import FPS, IMAGE_SIZE
-from .errors import A2HWarning
-from .features import AudioFeatures, extract_features
-from .image import CropBox, CropInfo, even_size, paste_back, prepare_source_image
-from .keypoints import Keypoints
-from .models import Audio2HeadModels
-from .pose import PoseCurve
-from .video import VideoWriter, load_soundtrack
-from .wrapper import Audio2HeadWrapper, Progress, require_frames
+from a2h_core.config import FPS, IMAGE_SIZE
+from a2h_core.errors import A2HWarning
+from a2h_core.audio.features import AudioFeatures, extract_features
+from a2h_core.io.image import CropBox, CropInfo, even_size, paste_back, prepare_source_image
+from a2h_core.modules.keypoints import Keypoints
+from a2h_core.modules.models import Audio2HeadModels
+from a2h_core.pose import PoseCurve
+from a2h_core.io.video import VideoWriter, load_soundtrack
+from a2h_core.inference.wrapper import Audio2HeadWrapper, Progress, require_frames
 
 # Files written by --save-intermediates (name -> content); the README documents the same table.
 INTERMEDIATE_FILES = {

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .config import ModelConfig
-from .modules import HeadPosePredictor, KeypointDetector, MotionFieldGenerator, OcclusionAwareGenerator
+from a2h_core.config import ModelConfig
+from a2h_core.modules import HeadPosePredictor, KeypointDetector, MotionFieldGenerator, OcclusionAwareGenerator
 
 
 class Audio2HeadModels(nn.Module):

@@ -1,0 +1,34 @@
+"""A text progress bar for the long commands."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+class ProgressBar:
+    """A one-line text progress bar with rate and ETA, drawn on stderr (no dependency)."""
+
+    def __init__(self, label: str, stream=None, width: int = 30):
+        self.label, self.width = label, width
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = time.monotonic() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        remaining = (total - done) / rate if rate > 0 else float("nan")
+        filled = int(self.width * done / total) if total else self.width
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} frames, {rate:.2f} frames/s, "
+                          f"ETA {_clock(remaining)}   ")
+        if done >= total:
+            self.stream.write(f"\n{self.label}: {total} frames in {_clock(elapsed)}\n")
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    if seconds != seconds:  # NaN: no rate yet
+        return "--:--"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
