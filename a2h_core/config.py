@@ -91,12 +91,12 @@ class ModelConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # generator
 
     @classmethod
-    def published(cls) -> "ModelConfig":
+    def published(cls) -> ModelConfig:
         """The configuration of the released Audio2Head checkpoint."""
         return cls()
 
     @classmethod
-    def reduced(cls) -> "ModelConfig":
+    def reduced(cls) -> ModelConfig:
         """Tiny widths with the published structure, for fast CPU tests (not loadable from the real weights)."""
         return cls(
             pose_predictor=PosePredictorConfig(resnet_width=8, embedding_dim=16, lstm_hidden=16),

@@ -32,8 +32,15 @@ from .generate import Audio2HeadGenerator
 from .keypoints import Audio2HeadKeypointDetector, Audio2HeadKeypointOverlay, Audio2HeadMotionField
 from .model_loader import Audio2HeadModelLoader
 from .pose import Audio2HeadPosePredictor
-from .pose_tools import (Audio2HeadPoseBlend, Audio2HeadPoseEdit, Audio2HeadPoseKeyframes, Audio2HeadPoseLoad,
-                         Audio2HeadPoseRetime, Audio2HeadPoseSave, Audio2HeadStillHead)
+from .pose_tools import (
+    Audio2HeadPoseBlend,
+    Audio2HeadPoseEdit,
+    Audio2HeadPoseKeyframes,
+    Audio2HeadPoseLoad,
+    Audio2HeadPoseRetime,
+    Audio2HeadPoseSave,
+    Audio2HeadStillHead,
+)
 from .render import Audio2HeadPoseBoxes, Audio2HeadPosePlot
 
 NODE_CLASSES = [

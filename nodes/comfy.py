@@ -122,13 +122,6 @@ def soft_empty_cache() -> None:
         mm.soft_empty_cache()
 
 
-def throw_if_interrupted() -> None:
-    """Raise ComfyUI's InterruptProcessingException when the user pressed Cancel."""
-    mm = _model_management()
-    if mm is not None:
-        mm.throw_exception_if_processing_interrupted()
-
-
 # ---------------------------------------------------------------------------------------------- progress
 class Progress:
     """Counts work units; inside ComfyUI it drives the node's progress bar, whose update raises on Cancel."""
@@ -167,7 +160,7 @@ def next_output_path(prefix: str, extension: str) -> tuple[Path, str]:
     out_dir = output_directory()
     folder_paths = _folder_paths()
     if folder_paths is not None:
-        full_folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, str(out_dir))
+        full_folder, filename, counter, _subfolder, _ = folder_paths.get_save_image_path(prefix, str(out_dir))
         path = Path(full_folder) / f"{filename}_{counter:05}_.{extension}"
     else:
         base = out_dir / prefix

@@ -67,7 +67,7 @@ def pose_ui(curve) -> dict:
     Angles are degrees, translations the model's camera units; values are rounded to keep the message small.
     """
     ypr = np.asarray(curve.to_ypr(), dtype=np.float64)
-    payload = {"fps": float(curve.fps), "frames": int(len(ypr))}
+    payload = {"fps": float(curve.fps), "frames": len(ypr)}
     for column, name in enumerate(("yaw", "pitch", "roll", "x", "y", "z")):
         payload[name] = np.round(ypr[:, column], 3).tolist()
     return {POSE_UI_KEY: [payload]}

@@ -1,21 +1,14 @@
 """Keypoint nodes: source keypoints from the portrait, driving keypoints from audio + poses, and an overlay preview."""
 from __future__ import annotations
 
-import torch
 from comfy_api.latest import io
 
-from a2h_core.errors import Audio2HeadError
+from a2h_core.previews.keypoints_overlay import overlay_keypoints
 
 from . import comfy
 from .common import CATEGORY, blame
 from .pose import features_input, image_input, model_input, source_tensor
 from .types import A2HKeypoints, A2HPose
-
-# distinct colours for the 10 keypoints (RGB 0..1), repeated when a model has more
-KEYPOINT_COLOURS = torch.tensor([
-    [0.90, 0.10, 0.10], [0.10, 0.70, 0.10], [0.15, 0.35, 0.95], [0.95, 0.75, 0.05], [0.80, 0.15, 0.80],
-    [0.05, 0.80, 0.80], [1.00, 0.50, 0.00], [0.55, 0.30, 0.10], [1.00, 1.00, 1.00], [0.40, 0.40, 0.40],
-])
 
 
 class Audio2HeadKeypointDetector(io.ComfyNode):
@@ -65,29 +58,11 @@ class Audio2HeadMotionField(io.ComfyNode):
     def execute(cls, model, image, features, pose) -> io.NodeOutput:
         source = source_tensor(image)
         progress = comfy.Progress(max(features.num_frames, 1))
+        with blame("pose"):
+            pose = pose.for_video(features.num_frames)
         with model.wrapper() as wrapper, blame("features"):
             keypoints = wrapper.driving_keypoints(source, features, pose, progress=progress).to(device="cpu")
         return io.NodeOutput(keypoints)
-
-
-def overlay_keypoints(images: torch.Tensor, keypoints, radius: int) -> torch.Tensor:
-    """Draw filled dots at keypoint positions ([-1, 1] spans the image's first to last pixel centre)."""
-    count = max(len(images), len(keypoints))
-    if len(images) not in (1, count) or len(keypoints) not in (1, count):
-        raise Audio2HeadError(f"inputs 'images' ({len(images)} frames) and 'keypoints' ({len(keypoints)} rows) "
-                              "must have the same length, or one of them a single entry")
-    height, width = images.shape[1:3]
-    rows = torch.arange(height, dtype=torch.float32)[:, None]
-    cols = torch.arange(width, dtype=torch.float32)[None, :]
-    positions = keypoints.value.detach().float().cpu()
-    out = images.expand(count, -1, -1, -1).clone() if len(images) == 1 else images.clone()
-    for frame in range(count):
-        points = positions[min(frame, len(positions) - 1)]
-        for index, (x, y) in enumerate(points.tolist()):
-            px, py = (x + 1) / 2 * (width - 1), (y + 1) / 2 * (height - 1)
-            disk = (rows - py) ** 2 + (cols - px) ** 2 <= radius ** 2
-            out[frame][disk] = KEYPOINT_COLOURS[index % len(KEYPOINT_COLOURS)].to(out.dtype)
-    return out
 
 
 class Audio2HeadKeypointOverlay(io.ComfyNode):

@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 from comfy_api.latest import io
 
+from a2h_core.device import parse_dtype
 from a2h_core.errors import Audio2HeadError
-from a2h_core.modules.models import Audio2HeadModels
-from a2h_core.io.weights import load_models
 from a2h_core.inference.wrapper import Audio2HeadWrapper
+from a2h_core.io.weights import load_models
+from a2h_core.modules.models import Audio2HeadModels
 
 from . import comfy
 from .common import CATEGORY, blame
@@ -20,7 +21,6 @@ from .types import A2HModel
 
 HUB_CHOICE = "(Hugging Face Hub: repo id below)"  # last dropdown entry; selects hub loading
 NO_FILES_CHOICE = "(no files in models/audio2head)"  # shown when the folder is empty
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def _resolve_device(choice: str) -> torch.device:
 def _resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
     if choice == "auto":
         return comfy.auto_dtype(device)
-    dtype = DTYPES[choice]
+    dtype = parse_dtype(choice)
     if not comfy.dtype_supported(device, dtype):
         raise Audio2HeadError(f"input 'dtype': {choice} is not supported on {device}; choose auto or fp32")
     return dtype

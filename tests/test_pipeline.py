@@ -11,7 +11,8 @@ from a2h_core.audio.features import AudioFeatures
 from a2h_core.io.image import prepare_source_image
 from a2h_core.modules.keypoints import Keypoints
 from a2h_core.modules.models import Audio2HeadModels
-from a2h_core.inference.pipeline import INTERMEDIATE_FILES, PipelineConfig, generate
+from a2h_core.inference.intermediates import INTERMEDIATE_FILES
+from a2h_core.inference.pipeline import PipelineConfig, generate
 from a2h_core.pose import PoseCurve
 from a2h_core.pose.render import render_pose_boxes
 from a2h_core.io.video import read_video_info

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from a2h_core.errors import Audio2HeadError
-from a2h_core.io.video import VideoWriter, load_soundtrack, read_video_info
+from a2h_core.audio.soundtrack import load_soundtrack
+from a2h_core.io.video import VideoWriter, read_video_info
 
 
 def _tone(seconds, rate, channels=1):
@@ -87,7 +88,7 @@ def test_soundtrack_sources(tmp_path):
     with pytest.raises(Audio2HeadError, match="does not exist"):
         load_soundtrack(tmp_path / "missing.wav")
     (tmp_path / "bad.wav").write_bytes(b"RIFF nonsense")
-    with pytest.raises(Audio2HeadError, match="cannot decode"):
+    with pytest.raises(Audio2HeadError, match="Cannot decode"):
         load_soundtrack(tmp_path / "bad.wav")
 
 

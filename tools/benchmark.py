@@ -37,7 +37,8 @@ from a2h_core.audio.features import extract_features  # noqa: E402
 from a2h_core.io.image import prepare_source_image  # noqa: E402
 from a2h_core.modules.models import Audio2HeadModels  # noqa: E402
 from a2h_core.inference.pipeline import PipelineConfig, generate  # noqa: E402
-from a2h_core.io.video import VideoWriter, load_soundtrack  # noqa: E402
+from a2h_core.audio.soundtrack import load_soundtrack  # noqa: E402
+from a2h_core.io.video import VideoWriter  # noqa: E402
 from a2h_core.inference.wrapper import Audio2HeadWrapper  # noqa: E402
 
 

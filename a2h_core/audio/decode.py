@@ -11,16 +11,7 @@ samples back, subtracted their mean and divided by their peak. This module repro
 5. round to the 16-bit grid, limiting to [-32768, 32767] as ffmpeg's s16 output does;
 6. subtract the mean and divide by the peak, exactly as the original did on the 16-bit samples.
 
-Accepted sources:
-
-- a path to anything PyAV (FFmpeg) decodes: wav, flac, mp3, m4a, ogg, video files with an audio track, ...;
-- a ComfyUI AUDIO dict `{"waveform": tensor [B, C, T], "sample_rate": int}`. Only a batch of one is accepted: a
-  batch of several clips raises, because one video is made from one clip and silently dropping clips would hide a
-  wiring mistake;
-- a numpy array or torch tensor with `sample_rate`: 1-D (mono), or 2-D channels-first `[C, T]`. A 2-D array is
-  read as time-first `[T, C]` (the layout of soundfile and scipy.io.wavfile) only when that is unambiguous: its
-  first axis is longer than `MAX_CHANNELS` and its second is not. Integer arrays are PCM (int16, int32, uint8,
-  int8); float arrays hold samples in +-1.
+Accepted sources are those of `a2h_core.audio.intake` (files, ComfyUI AUDIO dicts, arrays).
 
 Agreement with the original's ffmpeg conversion (ffmpeg 5.1, `tools/compare_features.py`):
 
@@ -35,15 +26,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import scipy.special
 
+from a2h_core.audio.intake import decoded_frames, in_memory_samples, is_audio_path, to_float64
 from a2h_core.config import FEATURE_SAMPLE_RATE
 from a2h_core.errors import A2HWarning, Audio2HeadError
 
-MAX_CHANNELS = 8  # most channels an array may have (7.1); used to tell [C, T] from [T, C]
 PCM16_SCALE = 32768.0  # 16-bit full scale: float sample 1.0 == int16 32768, as in ffmpeg's conversions
 
 # ffmpeg's default resampler (libswresample): a Kaiser-windowed sinc, reproduced here tap for tap (filter length rounded
@@ -75,17 +65,22 @@ def load_audio(source, sample_rate: int | None = None) -> np.ndarray:
 def to_pcm16(source, sample_rate: int | None = None) -> np.ndarray:
     """Steps 1-5: the int16 mono 16 kHz samples that ffmpeg would have written to the original's temp.wav."""
     mixer = _MonoMixer()
-    if isinstance(source, (str, Path)):
+    if is_audio_path(source):
         if sample_rate is not None:
             raise Audio2HeadError(
                 f"sample_rate={sample_rate} was given with a file path; the file's own rate is used. "
                 "Remove the sample_rate argument.")
-        rate = _decode_file(Path(source), mixer)
+        rate = None
+        for samples, frame_rate in decoded_frames(source):
+            if rate is not None and frame_rate != rate:
+                raise Audio2HeadError(
+                    f"The sample rate of {source} changes from {rate} to {frame_rate} Hz mid-stream; convert it to "
+                    "one rate first (e.g. with ffmpeg).")
+            rate = frame_rate
+            mixer.add(samples)
+        rate = FEATURE_SAMPLE_RATE if rate is None else rate
     else:
-        if isinstance(source, dict):
-            samples, rate = _unpack_comfy_audio(source, sample_rate)
-        else:
-            samples, rate = _array_samples(source, sample_rate)
+        samples, rate = in_memory_samples(source, sample_rate)
         for start in range(0, samples.shape[1], _MIX_BLOCK_SAMPLES):
             mixer.add(samples[:, start:start + _MIX_BLOCK_SAMPLES])
     mono = mixer.finish()
@@ -227,7 +222,7 @@ class _MonoMixer:
 
     def add(self, samples: np.ndarray) -> None:
         """Add a [C, n] block of samples (any supported dtype)."""
-        block = _as_float64(samples)
+        block = to_float64(samples)
         bad = ~np.isfinite(block)
         bad_count = int(np.count_nonzero(bad))
         if bad_count:
@@ -253,111 +248,3 @@ def _count_clipped(block: np.ndarray) -> int:
     flat_top[:, 1:] |= at_rail[:, 1:] & at_rail[:, :-1]
     flat_top[:, :-1] |= at_rail[:, :-1] & at_rail[:, 1:]
     return int(np.count_nonzero(flat_top | (magnitude > 1.0)))
-
-
-def _as_float64(samples: np.ndarray) -> np.ndarray:
-    """Integer PCM scaled to +-1 the way ffmpeg converts it to float; float samples as they are."""
-    dtype = samples.dtype
-    if dtype == np.uint8:
-        return (samples.astype(np.float64) - 128.0) / 128.0
-    if dtype in (np.int8, np.int16, np.int32, np.int64):
-        return samples.astype(np.float64) / float(2 ** (8 * dtype.itemsize - 1))
-    if np.issubdtype(dtype, np.floating):
-        return samples.astype(np.float64)
-    raise Audio2HeadError(
-        f"Audio samples of type {dtype} are not supported. Give float samples in [-1, 1] or integer PCM "
-        "(int16, int32, uint8).")
-
-
-def _array_samples(array, sample_rate) -> tuple[np.ndarray, int]:
-    """A numpy array or torch tensor as [C, T] samples with its rate."""
-    if hasattr(array, "detach"):  # torch tensor, without importing torch for numpy users
-        array = array.detach().cpu()
-        if array.is_floating_point() and str(array.dtype) == "torch.bfloat16":
-            array = array.float()
-        array = array.numpy()
-    if not isinstance(array, np.ndarray):
-        raise Audio2HeadError(
-            f"Cannot read audio from a {type(array).__name__}. Give a file path, a ComfyUI AUDIO dict, or a "
-            "numpy array / torch tensor with sample_rate.")
-    rate = _check_rate(sample_rate, "an array")
-    if array.ndim == 1:
-        return array[None, :], rate
-    if array.ndim != 2:
-        raise Audio2HeadError(
-            f"Audio arrays must be 1-D [T] or 2-D [C, T]; got shape {tuple(array.shape)}. A ComfyUI waveform "
-            "[B, C, T] goes in an AUDIO dict: {'waveform': ..., 'sample_rate': ...}.")
-    channels, length = array.shape
-    if channels <= MAX_CHANNELS:
-        return array, rate
-    if length <= MAX_CHANNELS:
-        return array.T, rate
-    raise Audio2HeadError(
-        f"Cannot tell channels from time in an audio array of shape {tuple(array.shape)}: neither axis has at "
-        f"most {MAX_CHANNELS} channels. Give [channels, samples].")
-
-
-def _unpack_comfy_audio(audio: dict, sample_rate) -> tuple[np.ndarray, int]:
-    """A ComfyUI AUDIO dict {"waveform": [B, C, T], "sample_rate": int} with B == 1, as [C, T] and its rate."""
-    if "waveform" not in audio or "sample_rate" not in audio:
-        raise Audio2HeadError(
-            f"An AUDIO dict needs 'waveform' and 'sample_rate'; got keys {sorted(audio)}. Connect a ComfyUI AUDIO "
-            "output (e.g. Load Audio).")
-    rate = _check_rate(audio["sample_rate"], "the AUDIO dict")
-    if sample_rate is not None and int(sample_rate) != rate:
-        raise Audio2HeadError(
-            f"sample_rate={sample_rate} contradicts the AUDIO dict's sample_rate {rate}; remove the argument.")
-    waveform = audio["waveform"]
-    shape = tuple(waveform.shape)
-    if len(shape) != 3:
-        raise Audio2HeadError(f"An AUDIO waveform must be [batch, channels, samples]; got shape {shape}.")
-    if shape[0] != 1:
-        raise Audio2HeadError(
-            f"The AUDIO input holds a batch of {shape[0]} clips; Audio2Head makes one video from one clip. "
-            "Split the batch or select one clip before this node.")
-    if shape[1] > MAX_CHANNELS or shape[1] == 0:
-        raise Audio2HeadError(
-            f"The AUDIO waveform has {shape[1]} channels (shape {shape}); expected 1 to {MAX_CHANNELS} channels "
-            "in [batch, channels, samples] order.")
-    samples, _ = _array_samples(waveform[0], rate)
-    return samples, rate
-
-
-def _check_rate(sample_rate, where: str) -> int:
-    if sample_rate is None:
-        raise Audio2HeadError(f"A sample rate is needed for {where}; pass sample_rate=... (in Hz).")
-    try:
-        rate = float(sample_rate)
-    except (TypeError, ValueError):
-        rate = math.nan
-    if not (rate > 0 and rate == int(rate)):
-        raise Audio2HeadError(f"The sample rate of {where} must be a positive whole number of Hz; got {sample_rate!r}.")
-    return int(rate)
-
-
-def _decode_file(path: Path, mixer: _MonoMixer) -> int:
-    """Decode the first audio stream of `path` into `mixer`, frame by frame; returns the sample rate."""
-    if not path.is_file():
-        raise Audio2HeadError(f"Audio file not found: {path}. Check the path.")
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise Audio2HeadError(f"{path} has no audio stream. Give an audio file or a video with sound.")
-            stream = container.streams.audio[0]
-            rate = None
-            for frame in container.decode(stream):
-                if rate is None:
-                    rate = frame.sample_rate
-                elif frame.sample_rate != rate:
-                    raise Audio2HeadError(
-                        f"The sample rate of {path} changes from {rate} to {frame.sample_rate} Hz mid-stream; "
-                        "convert it to one rate first (e.g. with ffmpeg).")
-                samples = frame.to_ndarray()
-                if not frame.format.is_planar:  # packed frames come as [1, n * C], interleaved
-                    samples = samples.reshape(-1, len(frame.layout.channels)).T
-                mixer.add(samples)
-    except av.FFmpegError as error:
-        raise Audio2HeadError(f"Cannot decode {path}: {error}. Check that it is a valid audio file.") from error
-    return rate if rate is not None else FEATURE_SAMPLE_RATE

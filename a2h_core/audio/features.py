@@ -28,9 +28,9 @@ import python_speech_features
 import scipy.fft
 
 from a2h_core.audio.decode import normalise_peak, to_pcm16
+from a2h_core.audio.harvest import harvest
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, FEATURE_SAMPLE_RATE, FPS, NUM_AUDIO_FEATURES
 from a2h_core.errors import Audio2HeadError
-from a2h_core.audio.harvest import harvest
 
 NUM_MFCC = 13  # python_speech_features mfcc default numcep
 NUM_FILTERBANK = 26  # python_speech_features default nfilt
@@ -93,7 +93,7 @@ class AudioFeatures:
         return path
 
     @classmethod
-    def load(cls, path) -> "AudioFeatures":
+    def load(cls, path) -> AudioFeatures:
         """Read features written by `save` (or the original's [rows, 41] array saved with numpy)."""
         try:
             values = np.load(path, allow_pickle=False)

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import itertools
 import os
 
 import numpy as np
@@ -481,7 +482,7 @@ def _refine_chunk(y: np.ndarray, fs: float, times: np.ndarray, candidates: np.nd
         score[lo:hi] = group_score
 
     with concurrent.futures.ThreadPoolExecutor(_workers()) as pool:
-        for done in [pool.submit(refine_group, lo, hi) for lo, hi in zip(group_edges[:-1], group_edges[1:])]:
+        for done in [pool.submit(refine_group, lo, hi) for lo, hi in itertools.pairwise(group_edges)]:
             done.result()
 
     candidates.reshape(-1)[flat_index] = refined_f0

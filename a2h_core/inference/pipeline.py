@@ -8,37 +8,23 @@ stays flat however long the audio is. The model operations themselves are in `wr
 from __future__ import annotations
 
 import time
-import warnings
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from a2h_core.config import FPS, IMAGE_SIZE
-from a2h_core.errors import A2HWarning
 from a2h_core.audio.features import AudioFeatures, extract_features
+from a2h_core.audio.soundtrack import load_soundtrack
+from a2h_core.config import IMAGE_SIZE
+from a2h_core.inference.intermediates import IntermediateWriter
+from a2h_core.inference.wrapper import Audio2HeadWrapper, Progress, require_frames
 from a2h_core.io.image import CropBox, CropInfo, even_size, paste_back, prepare_source_image
-from a2h_core.modules.keypoints import Keypoints
+from a2h_core.io.video import VideoWriter
 from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.pose import PoseCurve
-from a2h_core.io.video import VideoWriter, load_soundtrack
-from a2h_core.inference.wrapper import Audio2HeadWrapper, Progress, require_frames
-
-# Files written by --save-intermediates (name -> content); the README documents the same table.
-INTERMEDIATE_FILES = {
-    "features.npy": "[rows, 41] float64 audio features (13 MFCC, 26 log filter bank, F0, voiced flag), 100 rows/s",
-    "poses.npy": "[N, 6] float64 pose curve used (rx, ry, rz radians, tx, ty, tz); predicted: N = frames + 1",
-    "source.png": "256x256 RGB network input (after crop and resize)",
-    "source_kp_value.npy": "[1, 10, 2] float32 source keypoints, x then y in [-1, 1]",
-    "source_kp_jacobian.npy": "[1, 10, 2, 2] float32 source Jacobians",
-    "pose_boxes.npy": "[frames, 256, 256] uint8 pose-box images (0/255) of the video frames",
-    "driving_kp_value.npy": "[frames, 10, 2] float32 driving keypoints, x then y in [-1, 1]",
-    "driving_kp_jacobian.npy": "[frames, 10, 2, 2] float32 driving Jacobians",
-    "frames.npy": "[frames, 256, 256, 3] uint8 RGB generated frames (before paste-back)",
-}
 
 
 @dataclass
@@ -51,7 +37,7 @@ class PipelineConfig:
     crop: CropBox | str | None = None  # face box "x,y,w,h" in the source image; None resizes the whole image
     feather: float = 0.1  # paste-back blend width as a fraction of the crop box's shorter side
     crf: int = 18  # H.264 constant rate factor (lower = better quality, larger file)
-    save_intermediates: Path | str | None = None  # folder for every stage's output (INTERMEDIATE_FILES)
+    save_intermediates: Path | str | None = None  # folder for every stage's output (`intermediates.INTERMEDIATE_FILES`)
 
 
 @dataclass
@@ -92,60 +78,6 @@ class _StageTimer:
             yield item
 
 
-class IntermediateWriter:
-    """Writes each stage's output to a folder as .npy/.png files (see INTERMEDIATE_FILES), frames streamed in."""
-
-    def __init__(self, folder: Path | str, num_frames: int, num_kp: int):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.num_frames = num_frames
-        self._arrays = {
-            "pose_boxes.npy": self._open("pose_boxes.npy", np.uint8, (num_frames, IMAGE_SIZE, IMAGE_SIZE)),
-            "driving_kp_value.npy": self._open("driving_kp_value.npy", np.float32, (num_frames, num_kp, 2)),
-            "driving_kp_jacobian.npy": self._open("driving_kp_jacobian.npy", np.float32, (num_frames, num_kp, 2, 2)),
-            "frames.npy": self._open("frames.npy", np.uint8, (num_frames, IMAGE_SIZE, IMAGE_SIZE, 3)),
-        }
-        self._next = {"driving": 0, "frames": 0}
-
-    def _open(self, name: str, dtype, shape) -> np.ndarray:
-        return np.lib.format.open_memmap(self.folder / name, mode="w+", dtype=dtype, shape=shape)
-
-    def features(self, features: AudioFeatures) -> None:
-        features.save(self.folder / "features.npy")
-
-    def poses(self, poses: PoseCurve) -> None:
-        np.save(self.folder / "poses.npy", np.asarray(poses.values, dtype=np.float64))
-
-    def source(self, source: torch.Tensor, kp_source: Keypoints) -> None:
-        from PIL import Image
-
-        pixels = (source[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
-        Image.fromarray(pixels).save(self.folder / "source.png")
-        np.save(self.folder / "source_kp_value.npy", kp_source.value.float().cpu().numpy())
-        if kp_source.jacobian is not None:
-            np.save(self.folder / "source_kp_jacobian.npy", kp_source.jacobian.float().cpu().numpy())
-
-    def pose_boxes(self, first_frame: int, boxes: torch.Tensor) -> None:
-        self._arrays["pose_boxes.npy"][first_frame:first_frame + len(boxes)] = boxes.numpy()
-
-    def driving(self, keypoints: Keypoints) -> None:
-        start = self._next["driving"]
-        self._arrays["driving_kp_value.npy"][start:start + len(keypoints)] = keypoints.value.cpu().numpy()
-        if keypoints.jacobian is not None:
-            self._arrays["driving_kp_jacobian.npy"][start:start + len(keypoints)] = keypoints.jacobian.cpu().numpy()
-        self._next["driving"] = start + len(keypoints)
-
-    def frames(self, frames: np.ndarray) -> None:
-        start = self._next["frames"]
-        self._arrays["frames.npy"][start:start + len(frames)] = frames
-        self._next["frames"] = start + len(frames)
-
-    def close(self) -> None:
-        for array in self._arrays.values():
-            array.flush()
-        self._arrays.clear()
-
-
 def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | None = None,
              pose_curve: PoseCurve | None = None, out_path: str | Path | None = None,
              progress: Progress | None = None, sample_rate: int | None = None,
@@ -155,8 +87,8 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     image: path, PIL image, uint8 array or ComfyUI IMAGE tensor (see image.load_image).
     audio: path, ComfyUI AUDIO dict, or array with `sample_rate`; or precomputed AudioFeatures (then the video
         has no sound).
-    pose_curve: drive the head with this curve instead of the predicted one (resampled to 25 fps if needed; frame i
-        uses pose i; the last pose is held past its end).
+    pose_curve: drive the head with this curve instead of the predicted one (`PoseCurve.for_video`: resampled to
+        25 fps if needed; frame i uses pose i; the last pose is held past its end).
     out_path: write an MP4 (H.264 + AAC, 25 fps) there, streaming; without it the frames are returned in memory.
     progress(done, total): called after each rendered batch, in frames; an exception raised in it cancels.
     log(message): told when each stage starts.
@@ -187,13 +119,7 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
         say(f"predicting head poses for {num_frames} frames")
         poses = timer.run("poses", wrapper.predict_poses, source, features)
     else:
-        poses = pose_curve if pose_curve.fps == FPS else pose_curve.resampled(FPS)  # one pose per video frame
-        poses.warn_if_out_of_range("pose curve")
-        if len(poses.values) < num_frames + 1:
-            warnings.warn(
-                f"the pose curve has {len(poses.values)} poses but the video needs {num_frames + 1} "
-                f"({num_frames} frames + the end pose): its last pose is held for the rest of the video",
-                A2HWarning, stacklevel=2)
+        poses = pose_curve.for_video(num_frames)
     kp_source = timer.run("source keypoints", wrapper.source_keypoints, source)
 
     saver = None

@@ -16,21 +16,21 @@ Frame assembly follows the original's inference loop exactly:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from a2h_core.config import FEATURE_ROWS_PER_FRAME, FPS, NUM_AUDIO_FEATURES
-from a2h_core.errors import Audio2HeadError
 from a2h_core.audio.features import AudioFeatures
+from a2h_core.config import FEATURE_ROWS_PER_FRAME, FPS, NUM_AUDIO_FEATURES
+from a2h_core.device import parse_device, parse_dtype
+from a2h_core.errors import Audio2HeadError
 from a2h_core.modules.keypoints import Keypoints
 from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.modules.pose_predictor import denormalize_poses
 from a2h_core.pose import PoseCurve
 from a2h_core.pose.render import render_pose_boxes
-from a2h_core.device import parse_device, parse_dtype
 
 Progress = Callable[[int, int], None]  # progress(done, total); may raise to cancel (ComfyUI's ProgressBar does)
 
@@ -88,11 +88,19 @@ def frame_audio(features: AudioFeatures) -> np.ndarray:
 
 def frame_poses(poses: PoseCurve, num_frames: int) -> np.ndarray:
     """Poses for frames 0 .. num_frames, [num_frames + 1, 6] float32: pose i for frame i, the curve's last pose held
-    past its end. Row num_frames is the pose of every padding row after the clip (the original's `pose[-1]`)."""
+    past its end. Row num_frames is the pose of every padding row after the clip (the original's `pose[-1]`).
+
+    The curve must be at the model's 25 fps: `PoseCurve.for_video` makes it so, and every caller applies it."""
+    if not isinstance(poses, PoseCurve):
+        raise Audio2HeadError(f"poses must be a PoseCurve, got {type(poses).__name__}")
+    if poses.fps != FPS:
+        raise Audio2HeadError(f"the pose curve is at {poses.fps:g} fps but the model works at {FPS}: pass "
+                              "curve.for_video(num_frames), which resamples it")
     return np.asarray(poses.pose_for_frames(num_frames + 1), dtype=np.float32)
 
 
-def window_inputs(audio: np.ndarray, poses: np.ndarray, window: MotionWindow, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+def window_inputs(audio: np.ndarray, poses: np.ndarray, window: MotionWindow,
+                  seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Audio [seq_len, 4, 41] and poses [seq_len, 6] of one window: zeros and the end pose past the clip."""
     num_frames = len(audio)
     frames = np.arange(window.start, window.start + seq_len)

@@ -33,7 +33,7 @@ class CropBox:
     height: int  # box height in pixels
 
     @classmethod
-    def parse(cls, text: str) -> "CropBox":
+    def parse(cls, text: str) -> CropBox:
         """Parse "x,y,w,h" (the command line's --crop)."""
         parts = text.replace(" ", "").split(",")
         try:
@@ -83,7 +83,8 @@ def load_image(image) -> np.ndarray:
             tensor = tensor[0]
         image = tensor.float().numpy() if tensor.is_floating_point() else tensor.numpy()
     if not isinstance(image, np.ndarray):
-        raise Audio2HeadError(f"cannot use a {type(image).__name__} as the source image: give a path, PIL image or array")
+        raise Audio2HeadError(f"cannot use a {type(image).__name__} as the source image: give a path, PIL image or "
+                              "array")
     return _array_to_rgb(image)
 
 

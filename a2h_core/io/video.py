@@ -6,113 +6,16 @@ renamed only when complete: an interrupted run never leaves a file that looks fi
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from a2h_core.audio.soundtrack import Soundtrack
 from a2h_core.config import FPS
 from a2h_core.errors import Audio2HeadError
-
-# AAC encodes these rates natively; any other rate is resampled to 48 kHz.
-_AAC_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
-_FALLBACK_RATE = 48000
-
-
-class Soundtrack:
-    """The audio to put in a video, handed out in pieces so that a long file is never decoded into memory at once.
-
-    `chunks` yields [channels, n] float32 arrays at `sample_rate`; it can be consumed once.
-    """
-
-    def __init__(self, sample_rate: int, channels: int, chunks: Iterator[np.ndarray]):
-        self.sample_rate = sample_rate  # samples per second, a rate AAC supports
-        self.channels = channels  # 1 (mono) or 2 (stereo)
-        self.chunks = chunks  # the samples, piece by piece
-
-    def read_all(self) -> np.ndarray:
-        """Every remaining sample, [channels, samples] float32."""
-        pieces = list(self.chunks)
-        return np.concatenate(pieces, axis=1) if pieces else np.zeros((self.channels, 0), np.float32)
-
-
-def load_soundtrack(source, sample_rate: int | None = None) -> Soundtrack:
-    """The audio to put in the video, at its own level (not the features' normalised copy).
-
-    source: a path (any format FFmpeg reads; decoded lazily while the video is written), a ComfyUI AUDIO dict, or
-    a numpy/torch array ([samples] or [channels, samples]) with `sample_rate`. Mono stays mono; two or more
-    channels become stereo for a file (FFmpeg's downmix) and mono for an array with more than two (the mean).
-    Rates AAC cannot store are resampled to 48 kHz.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        return _file_soundtrack(Path(source))
-    if isinstance(source, dict):
-        if "waveform" not in source or "sample_rate" not in source:
-            raise Audio2HeadError("the AUDIO dict needs 'waveform' [B, C, T] and 'sample_rate'")
-        waveform = _as_numpy(source["waveform"])
-        if waveform.ndim == 3:
-            waveform = waveform[0]
-        sample_rate = int(source["sample_rate"])
-    else:
-        if sample_rate is None:
-            raise Audio2HeadError("an audio array needs its sample rate: pass sample_rate=...")
-        waveform = _as_numpy(source)
-    if waveform.ndim == 1:
-        waveform = waveform[None]
-    if waveform.ndim != 2:
-        raise Audio2HeadError(f"audio has shape {waveform.shape}: expected [samples] or [channels, samples]")
-    if np.issubdtype(waveform.dtype, np.integer):
-        waveform = waveform / float(np.iinfo(waveform.dtype).max)
-    waveform = np.nan_to_num(waveform.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    if waveform.shape[0] > 2:
-        waveform = waveform.mean(axis=0, keepdims=True)
-    sample_rate = int(sample_rate)
-    if sample_rate not in _AAC_SAMPLE_RATES:
-        waveform, sample_rate = _resample(waveform, sample_rate, _FALLBACK_RATE), _FALLBACK_RATE
-    # One-second views: the writer takes what each batch of frames needs without copying the rest.
-    pieces = (waveform[:, start:start + sample_rate] for start in range(0, waveform.shape[1], sample_rate))
-    return Soundtrack(sample_rate, waveform.shape[0], pieces)
-
-
-def _as_numpy(array) -> np.ndarray:
-    if hasattr(array, "detach"):
-        array = array.detach().cpu().float().numpy()
-    return np.asarray(array)
-
-
-def _file_soundtrack(path: Path) -> Soundtrack:
-    import av
-
-    if not path.is_file():
-        raise Audio2HeadError(f"audio file {str(path)!r} does not exist: check the path")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise Audio2HeadError(f"{str(path)!r} has no audio stream: give a file with sound")
-            codec = container.streams.audio[0].codec_context
-            rate, channels = codec.sample_rate, min(codec.layout.nb_channels, 2)
-    except av.FFmpegError as exc:
-        raise Audio2HeadError(f"cannot decode the audio file {str(path)!r} ({exc}): give a wav, flac, mp3, m4a or ogg") from None
-    if rate not in _AAC_SAMPLE_RATES:
-        rate = _FALLBACK_RATE
-    return Soundtrack(rate, channels, _decode_lazily(path, rate, channels))
-
-
-def _decode_lazily(path: Path, rate: int, channels: int) -> Iterator[np.ndarray]:
-    import av
-
-    resampler = av.AudioResampler(format="fltp", layout="mono" if channels == 1 else "stereo", rate=rate)
-    try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(container.streams.audio[0]):
-                for piece in resampler.resample(frame):
-                    yield piece.to_ndarray()
-            for piece in resampler.resample(None):
-                yield piece.to_ndarray()
-    except av.FFmpegError as exc:
-        raise Audio2HeadError(f"cannot decode the audio file {str(path)!r} ({exc})") from None
 
 
 class VideoWriter:
@@ -138,7 +41,7 @@ class VideoWriter:
         self._samples_written = 0
         self._container = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         import av
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +61,8 @@ class VideoWriter:
         import av
 
         if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
-            raise ValueError(f"expected uint8 frames [B, {self.height}, {self.width}, 3], got {frames.dtype} {frames.shape}")
+            raise Audio2HeadError(f"expected uint8 frames [B, {self.height}, {self.width}, 3], got {frames.dtype} "
+                                  f"{tuple(frames.shape)}")
         for frame in frames:
             video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
             video_frame.pts = self._frames_written
@@ -213,17 +117,8 @@ class VideoWriter:
 
 
 def _remove_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _resample(waveform: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
-    import torch
-    import torchaudio.functional
-
-    return torchaudio.functional.resample(torch.from_numpy(waveform), rate, new_rate).numpy()
 
 
 def read_video_info(path: str | os.PathLike) -> dict:

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from a2h_core.config import ModelConfig
-from a2h_core.modules.keypoints import Keypoints
 from a2h_core.modules.blocks import AntiAliasDownsample, Hourglass, make_coordinate_grid, matmul_2x2, precise_dtype
+from a2h_core.modules.keypoints import Keypoints
 
 
 def keypoint_gaussians(value: torch.Tensor, height: int, width: int, variance: float) -> torch.Tensor:

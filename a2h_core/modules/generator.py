@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from a2h_core.config import ModelConfig
-from a2h_core.modules.keypoints import Keypoints
 from a2h_core.modules.blocks import DownBlock2d, ResBlock, SameBlock2d, UpBlock2d
 from a2h_core.modules.dense_motion import DenseMotionNetwork
+from a2h_core.modules.keypoints import Keypoints
 
 
 def warp(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from a2h_core.config import ModelConfig
-from a2h_core.modules.keypoints import Keypoints
 from a2h_core.modules.blocks import AntiAliasDownsample, Hourglass, init_identity_jacobian, keypoints_from_heatmaps
+from a2h_core.modules.keypoints import Keypoints
 
 
 class KeypointDetector(nn.Module):

@@ -30,19 +30,19 @@ class Keypoints:
     def __len__(self) -> int:
         return self.value.shape[0]
 
-    def __getitem__(self, idx) -> "Keypoints":
+    def __getitem__(self, idx) -> Keypoints:
         """Select frames along N; an integer index keeps the frame dimension (returns N=1)."""
         if isinstance(idx, int):
             idx = slice(idx, idx + 1) if idx != -1 else slice(-1, None)
         jacobian = None if self.jacobian is None else self.jacobian[idx]
         return Keypoints(self.value[idx], jacobian)
 
-    def to(self, device=None, dtype=None) -> "Keypoints":
+    def to(self, device=None, dtype=None) -> Keypoints:
         jacobian = None if self.jacobian is None else self.jacobian.to(device=device, dtype=dtype)
         return Keypoints(self.value.to(device=device, dtype=dtype), jacobian)
 
     @staticmethod
-    def cat(items: list["Keypoints"]) -> "Keypoints":
+    def cat(items: list[Keypoints]) -> Keypoints:
         """Concatenate along N; either all items carry Jacobians or none does."""
         if not items:
             raise ValueError("Keypoints.cat needs at least one item")

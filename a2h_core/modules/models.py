@@ -13,8 +13,9 @@ class Audio2HeadModels(nn.Module):
     Built in eval mode: the networks are used for inference only, and batch norm must use its running statistics.
     """
 
-    def __init__(self, config: ModelConfig = ModelConfig.published()):
+    def __init__(self, config: ModelConfig | None = None):
         super().__init__()
+        config = ModelConfig.published() if config is None else config
         self.config = config
         self.audio2pose = HeadPosePredictor(config)
         self.audio2kp = MotionFieldGenerator(config)

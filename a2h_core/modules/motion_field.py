@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES, ModelConfig
-from a2h_core.modules.keypoints import Keypoints
 from a2h_core.modules.blocks import AntiAliasDownsample, Hourglass, init_identity_jacobian, keypoints_from_heatmaps
+from a2h_core.modules.keypoints import Keypoints
 
 _AUDIO_EMBEDDING_CHANNELS = 2  # channels of the per-frame audio "image"
 _INPUT_SCALE = 0.25  # image and pose boxes enter the hourglass at a quarter of 256

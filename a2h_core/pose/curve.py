@@ -74,7 +74,7 @@ class PoseCurve:
         return poses_to_ypr(self.values)
 
     @classmethod
-    def from_ypr(cls, ypr, fps: float = FPS) -> "PoseCurve":
+    def from_ypr(cls, ypr, fps: float = FPS) -> PoseCurve:
         """A curve from [N, 6] yaw, pitch, roll (degrees), x, y, z."""
         return cls(ypr_to_poses(validated_poses(ypr, "yaw/pitch/roll curve")), fps)
 
@@ -104,7 +104,7 @@ class PoseCurve:
         return bool(lines)
 
 
-    def for_video(self, num_frames: int, what: str = "pose curve") -> "PoseCurve":
+    def for_video(self, num_frames: int, what: str = "pose curve") -> PoseCurve:
         """The curve that drives a video of num_frames frames at the model's 25 fps: resampled to 25 fps when it
         has another rate, with a warning when it leaves the training range or is shorter than the video needs
         (num_frames + 1 poses: the frames and the end pose; the last pose is then held, as the original does)."""
@@ -121,7 +121,7 @@ class PoseCurve:
 
 
     @classmethod
-    def still(cls, pose=None, num_poses: int = 1, fps: float = FPS) -> "PoseCurve":
+    def still(cls, pose=None, num_poses: int = 1, fps: float = FPS) -> PoseCurve:
         """A still head: `pose` (six axis-angle numbers; default DEFAULT_POSE) held for num_poses."""
         pose = DEFAULT_POSE if pose is None else validated_poses(pose, "still pose")[0]
         return cls(np.repeat(np.asarray(pose, dtype=np.float64)[None], validated_count(num_poses), 0), fps)
@@ -129,7 +129,7 @@ class PoseCurve:
 
     # ------------------------------------------------------------------------------ edits
 
-    def _edited(self, ypr: np.ndarray, fps: float | None = None, what: str | None = None) -> "PoseCurve":
+    def _edited(self, ypr: np.ndarray, fps: float | None = None, what: str | None = None) -> PoseCurve:
         """A new curve from yaw/pitch/roll/x/y/z; `what` names an edit that can leave the training range (warned).
         Interpolations and smoothing stay within the input's range and pass no name."""
         result = PoseCurve.from_ypr(ypr, self.fps if fps is None else fps)
@@ -137,7 +137,7 @@ class PoseCurve:
             result.warn_if_out_of_range(what)
         return result
 
-    def scaled(self, factor, about=None) -> "PoseCurve":
+    def scaled(self, factor, about=None) -> PoseCurve:
         """Amplitude scaled about a pose (default: the first, so the start matches the image).
 
         factor: one number, or six (yaw, pitch, roll, x, y, z). 0 gives a still head, 1 the same curve.
@@ -148,11 +148,11 @@ class PoseCurve:
         centre = ypr[0] if about is None else poses_to_ypr(validated_poses(about, "scale centre")[0])
         return self._edited(centre + (ypr - centre) * factor, what="scaled pose curve")
 
-    def offset(self, delta) -> "PoseCurve":
+    def offset(self, delta) -> PoseCurve:
         """Shifted by six numbers (yaw, pitch, roll in degrees; x, y, z)."""
         return self._edited(self.to_ypr() + six_numbers(delta, "offset"), what="offset pose curve")
 
-    def smoothed(self, sigma: float) -> "PoseCurve":
+    def smoothed(self, sigma: float) -> PoseCurve:
         """Temporal smoothing with a Gaussian of `sigma` poses (edges padded with the end poses)."""
         sigma = float(sigma)
         if not math.isfinite(sigma) or sigma < 0:
@@ -167,7 +167,7 @@ class PoseCurve:
         smooth = np.stack([np.convolve(padded[:, c], taps, mode="valid") for c in range(6)], 1)
         return self._edited(smooth)
 
-    def retimed(self, num_poses: int) -> "PoseCurve":
+    def retimed(self, num_poses: int) -> PoseCurve:
         """The same motion stretched or squeezed in time to num_poses (first and last poses kept)."""
         num_poses = validated_count(num_poses)
         if len(self) == 1:
@@ -175,7 +175,7 @@ class PoseCurve:
         at = np.linspace(0, len(self) - 1, num_poses)
         return self._edited(self._sample(at))
 
-    def resampled(self, fps: float) -> "PoseCurve":
+    def resampled(self, fps: float) -> PoseCurve:
         """The same motion at another pose rate (linear interpolation); the duration is kept."""
         fps = validated_fps(fps)
         if fps == self.fps:
@@ -183,11 +183,11 @@ class PoseCurve:
         count = int(math.floor(self.duration * fps + 1e-9)) + 1
         return self._edited(self._sample(np.arange(count) * (self.fps / fps)), fps=fps)
 
-    def trimmed(self, num_poses: int) -> "PoseCurve":
+    def trimmed(self, num_poses: int) -> PoseCurve:
         """The first num_poses poses (at most the whole curve)."""
         return PoseCurve(self.values[:validated_count(num_poses)].copy(), self.fps)
 
-    def looped(self, num_poses: int, pingpong: bool = False) -> "PoseCurve":
+    def looped(self, num_poses: int, pingpong: bool = False) -> PoseCurve:
         """Repeated until num_poses: from the start again, or back and forth (pingpong, no jump)."""
         num_poses = validated_count(num_poses)
         n = len(self)
@@ -200,7 +200,7 @@ class PoseCurve:
             index = index % n
         return PoseCurve(self.values[index], self.fps)
 
-    def fitted(self, num_poses: int, mode: str = "hold") -> "PoseCurve":
+    def fitted(self, num_poses: int, mode: str = "hold") -> PoseCurve:
         """Exactly num_poses: trimmed when longer; when shorter, lengthened by `mode`: "hold" (the last pose, as the
         original), "repeat", "pingpong" (loop back and forth), or "stretch" (retimed, also when longer)."""
         num_poses = validated_count(num_poses)
@@ -214,7 +214,7 @@ class PoseCurve:
             return PoseCurve(self.pose_for_frames(num_poses), self.fps)
         return self.looped(num_poses, pingpong=mode == "pingpong")
 
-    def blended(self, other: "PoseCurve", weight: float) -> "PoseCurve":
+    def blended(self, other: PoseCurve, weight: float) -> PoseCurve:
         """(1 - weight) * self + weight * other, pose by pose in yaw/pitch/roll and x/y/z.
 
         The shorter curve holds its last pose; `other` is resampled to this curve's fps first.
@@ -229,7 +229,7 @@ class PoseCurve:
         a, b = poses_to_ypr(self.pose_for_frames(count)), poses_to_ypr(other.pose_for_frames(count))
         return self._edited((1 - weight) * a + weight * b, what="blended pose curve")
 
-    def held(self, num_poses: int | None = None) -> "PoseCurve":
+    def held(self, num_poses: int | None = None) -> PoseCurve:
         """Still head: the first pose (the image's own) held for num_poses (default: this curve's length)."""
         count = len(self) if num_poses is None else validated_count(num_poses)
         return PoseCurve(np.repeat(self.values[:1], count, 0), self.fps)

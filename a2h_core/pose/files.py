@@ -109,7 +109,7 @@ def save_pose_curve(curve: PoseCurve, path, columns: str = "axis_angle") -> Path
         path.write_text(json.dumps(curve_to_dict(curve, columns), indent=1) + "\n", encoding="utf-8")
     elif suffix == ".csv":
         names, data = _columns(curve, columns)
-        lines = [f"# audio2head pose curve, fps={curve.fps:g}", ",".join(("frame",) + names)]
+        lines = [f"# audio2head pose curve, fps={curve.fps:g}", ",".join(("frame", *names))]
         lines += [",".join([str(i)] + [repr(float(v)) for v in row]) for i, row in enumerate(data)]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     else:

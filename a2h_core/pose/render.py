@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from a2h_core.config import IMAGE_SIZE
 from a2h_core.errors import Audio2HeadError

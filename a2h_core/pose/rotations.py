@@ -24,7 +24,7 @@ def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:
     axis = rotvec / safe[..., None]
     x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
     zero = np.zeros_like(x)
-    skew = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(axis.shape[:-1] + (3, 3))
+    skew = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape((*axis.shape[:-1], 3, 3))
     cos, sin = np.cos(theta)[..., None, None], np.sin(theta)[..., None, None]
     return cos * np.eye(3) + (1 - cos) * axis[..., :, None] * axis[..., None, :] + sin * skew
 
@@ -36,7 +36,7 @@ def matrix_to_rotvec(matrix: np.ndarray) -> np.ndarray:
     # Shepperd's method: start from the largest of w, x, y, z for accuracy.
     candidates = np.stack([trace, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1)
     choice = np.argmax(candidates, -1)
-    quat = np.empty(m.shape[:-2] + (4,))  # w, x, y, z
+    quat = np.empty((*m.shape[:-2], 4))  # w, x, y, z
     for case in range(4):
         sel = choice == case
         if not np.any(sel):
@@ -72,7 +72,7 @@ def _axis_rotation(angle: np.ndarray, axis: int) -> np.ndarray:
         rows = [cos, zero, sin, zero, one, zero, -sin, zero, cos]
     else:
         rows = [cos, -sin, zero, sin, cos, zero, zero, zero, one]
-    return np.stack(rows, -1).reshape(np.shape(angle) + (3, 3))
+    return np.stack(rows, -1).reshape((*np.shape(angle), 3, 3))
 
 
 def ypr_to_matrix(yaw_pitch_roll_deg: np.ndarray) -> np.ndarray:

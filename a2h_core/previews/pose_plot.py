@@ -1,46 +1,22 @@
-"""A labelled plot of a head-pose curve: yaw, pitch, roll and x, y, z over time."""
+"""A labelled plot of a head-pose curve: yaw, pitch, roll and x, y, z over time, drawn with Pillow."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from a2h_core.errors import Audio2HeadError
 from a2h_core.pose.curve import PoseCurve
 
-
-_PLOT_COLORS = np.array([(0.95, 0.35, 0.35), (0.35, 0.85, 0.35), (0.4, 0.6, 1.0)], dtype=np.float32)
-_LABEL_GRAY = np.array([0.7, 0.7, 0.7], dtype=np.float32)
-
-# A 3 x 5 pixel font for the plot labels (drawn at 2x): enough for numbers, units and channel names.
-_GLYPHS = {
-    "0": "###|#.#|#.#|#.#|###", "1": ".#.|##.|.#.|.#.|###", "2": "###|..#|###|#..|###", "3": "###|..#|.##|..#|###",
-    "4": "#.#|#.#|###|..#|..#", "5": "###|#..|###|..#|###", "6": "###|#..|###|#.#|###", "7": "###|..#|..#|.#.|.#.",
-    "8": "###|#.#|###|#.#|###", "9": "###|#.#|###|..#|###", "-": "...|...|###|...|...", ".": "...|...|...|...|.#.",
-    "+": "...|.#.|###|.#.|...", " ": "...|...|...|...|...", "A": ".#.|#.#|###|#.#|#.#", "C": ".##|#..|#..|#..|.##",
-    "D": "##.|#.#|#.#|#.#|##.", "E": "###|#..|##.|#..|###", "F": "###|#..|##.|#..|#..", "G": ".##|#..|#.#|#.#|.##",
-    "H": "#.#|#.#|###|#.#|#.#", "I": "###|.#.|.#.|.#.|###", "L": "#..|#..|#..|#..|###", "M": "#.#|###|###|#.#|#.#",
-    "N": "##.|#.#|#.#|#.#|#.#",
-    "O": ".#.|#.#|#.#|#.#|.#.", "P": "##.|#.#|##.|#..|#..", "R": "##.|#.#|##.|#.#|#.#", "S": ".##|#..|.#.|..#|##.",
-    "T": "###|.#.|.#.|.#.|.#.", "W": "#.#|#.#|#.#|###|#.#", "X": "#.#|#.#|.#.|#.#|#.#", "Y": "#.#|#.#|.#.|.#.|.#.",
-    "Z": "###|..#|.#.|#..|###",
-}
-_GLYPH_SCALE = 2
-
-
-def _draw_text(canvas: np.ndarray, text: str, x: int, y: int, color: np.ndarray) -> int:
-    """Draw `text` with its top-left corner at (x, y), clipped to the canvas; returns the x after it."""
-    for char in text.upper():
-        rows = _GLYPHS.get(char, _GLYPHS[" "]).split("|")
-        glyph = np.array([[cell == "#" for cell in row] for row in rows])
-        glyph = glyph.repeat(_GLYPH_SCALE, 0).repeat(_GLYPH_SCALE, 1)
-        h, w = glyph.shape
-        y0, x0 = max(y, 0), max(x, 0)
-        y1, x1 = min(y + h, canvas.shape[0]), min(x + w, canvas.shape[1])
-        if y1 > y0 and x1 > x0:
-            canvas[y0:y1, x0:x1][glyph[y0 - y:y1 - y, x0 - x:x1 - x]] = color
-        x += w + _GLYPH_SCALE
-    return x
+CHANNEL_COLOURS = ((242, 89, 89), (89, 217, 89), (102, 153, 255))  # first, second, third channel of a panel
+BACKGROUND = (31, 31, 31)  # around the panels
+PANEL = (18, 18, 18)  # inside a panel
+ZERO_LINE = (89, 89, 89)  # the value 0 of a panel
+LABEL = (179, 179, 179)  # scale and footer text
+MIN_LABELLED = (160, 96)  # smallest width, height that has room for text; smaller plots are lines only
+PANEL_NAMES = (("yaw", "pitch", "roll"), ("x", "y", "z"))
 
 
 def plot_pose_curve(curve, width: int = 640, height: int = 360, frame: int | None = None) -> torch.Tensor:
@@ -48,78 +24,94 @@ def plot_pose_curve(curve, width: int = 640, height: int = 360, frame: int | Non
 
     Top panel: yaw (red), pitch (green), roll (blue) in degrees. Bottom panel: x (red), y (green), z (blue) as
     the change from the first pose. Each panel scales to its data and shows its top and bottom values; the grey
-    line is 0. Time runs left to right over the whole curve (the pose count and fps are printed); `frame` marks
-    one pose with a white line.
+    line is 0. Time runs left to right over the whole curve (the pose count and fps are printed). A curve longer
+    than the plot is wide keeps every peak: each pixel column spans the extremes of the poses it covers. `frame`
+    marks one pose with a white line.
     """
-    from a2h_core.pose import PoseCurve
-
     if not isinstance(curve, PoseCurve):
         curve = PoseCurve(np.asarray(curve))
     width, height = int(width), int(height)
     if width < 32 or height < 32:
         raise Audio2HeadError(f"the plot needs at least 32 x 32 pixels, got {width} x {height}")
-    labels = width >= 160 and height >= 96  # room for the 10-pixel text
+    labels = width >= MIN_LABELLED[0] and height >= MIN_LABELLED[1]
+    font = ImageFont.load_default()
+    text_height = _text_size(font, "0")[1] if labels else 0
+    margin, gap = (6, 8) if labels else (2, 3)
+    panel_height = (height - 2 * margin - gap - (text_height + 6 if labels else 0)) // 2
+    plot_width = width - 2 * margin
+
     ypr = curve.to_ypr()
     ypr[:, 3:] -= ypr[:1, 3:]
-    canvas = np.full((height, width, 3), 0.12, dtype=np.float32)
-    text_h = 5 * _GLYPH_SCALE
-    margin, gap = (6, 8) if labels else (2, 3)
-    panel_h = (height - 2 * margin - gap - (text_h + 4 if labels else 0)) // 2
-    plot_w = width - 2 * margin
-    n = len(ypr)
-    # Pose position of every pixel column, and the poses each column covers (their extremes are kept).
-    at = np.arange(plot_w) * (n - 1) / max(plot_w - 1, 1)
-    first = np.minimum(np.floor(at).astype(int), n - 1)
-    stop = np.minimum(np.append(first[1:], n - 1) + 1, n)
-    rows = np.arange(height)[:, None]
-    names = (("YAW", "PITCH", "ROLL"), ("X", "Y", "Z"))
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(image)
     for panel in range(2):
-        top = margin + panel * (panel_h + gap)
-        canvas[top:top + panel_h, margin:margin + plot_w] = 0.07
+        top = margin + panel * (panel_height + gap)
         data = ypr[:, 3 * panel:3 * panel + 3]
         low, high = min(data.min(), 0.0), max(data.max(), 0.0)
         pad = (high - low) * 0.08 if high > low else 1.0
         low, high = low - pad, high + pad
 
-        def to_row(value):
-            return top + (panel_h - 1) * (high - value) / (high - low)
+        def row(value, top=top, low=low, high=high):
+            return top + (panel_height - 1) * (high - value) / (high - low)
 
-        canvas[int(round(to_row(0.0))), margin:margin + plot_w] = 0.35
-        region = canvas[:, margin:margin + plot_w]
+        draw.rectangle([margin, top, margin + plot_width - 1, top + panel_height - 1], fill=PANEL)
+        draw.line([(margin, row(0.0)), (margin + plot_width - 1, row(0.0))], fill=ZERO_LINE)
         for channel in range(3):
-            values = np.interp(at, np.arange(n), data[:, channel])
-            nxt = np.append(values[1:], values[-1])
-            lo, hi = np.minimum(values, nxt), np.maximum(values, nxt)
-            if n > plot_w:
-                lo = np.minimum(lo, np.array([data[a:b, channel].min() for a, b in zip(first, stop)]))
-                hi = np.maximum(hi, np.array([data[a:b, channel].max() for a, b in zip(first, stop)]))
-            mask = (rows >= np.floor(to_row(hi)) - 1) & (rows <= np.ceil(to_row(lo)))  # 2 px thick
-            mask[:top] = False
-            mask[top + panel_h:] = False
-            region[mask] = _PLOT_COLORS[channel]
-        if not labels:
-            continue
-        unit = " DEG" if panel == 0 else " CHANGE"
-        _draw_text(canvas, f"{high:+.1f}{unit}", margin + 3, top + 3, _LABEL_GRAY)
-        _draw_text(canvas, f"{low:+.1f}", margin + 3, top + panel_h - text_h - 3, _LABEL_GRAY)
-        x = width - margin - 3 - sum(len(name) + 1 for name in names[panel]) * 4 * _GLYPH_SCALE
-        for channel, name in enumerate(names[panel]):
-            x = _draw_text(canvas, name + " ", x, top + 3, _PLOT_COLORS[channel])
-    if labels:
-        footer = f"{n} POSES {curve.fps:g} FPS {curve.duration:.2f} S"
-        _draw_text(canvas, footer, margin, height - margin - text_h, _LABEL_GRAY)
-    if frame is not None and n > 1:
-        x = margin + int(round(min(max(frame, 0), n - 1) * (plot_w - 1) / (n - 1)))
-        canvas[margin:margin + 2 * panel_h + gap, x] = 1.0
+            columns, values = _column_trace(data[:, channel], plot_width)
+            draw.line([(margin + x, row(v)) for x, v in zip(columns, values)], fill=CHANNEL_COLOURS[channel],
+                      width=2)
         if labels:
-            label = f"FRAME {frame}"
-            _draw_text(canvas, label, width - margin - len(label) * 4 * _GLYPH_SCALE, height - margin - text_h, 1.0)
-    return torch.from_numpy(canvas)
+            unit = " deg" if panel == 0 else " change"
+            draw.text((margin + 3, top + 2), f"{high:+.1f}{unit}", fill=LABEL, font=font)
+            draw.text((margin + 3, top + panel_height - text_height - 3), f"{low:+.1f}", fill=LABEL, font=font)
+            x = width - margin - 3 - sum(_text_size(font, name + " ")[0] for name in PANEL_NAMES[panel])
+            for channel, name in enumerate(PANEL_NAMES[panel]):
+                draw.text((x, top + 2), name, fill=CHANNEL_COLOURS[channel], font=font)
+                x += _text_size(font, name + " ")[0]
+    n = len(ypr)
+    footer_y = height - margin - text_height
+    if labels:
+        draw.text((margin, footer_y), f"{n} poses, {curve.fps:g} fps, {curve.duration:.2f} s", fill=LABEL,
+                  font=font)
+    if frame is not None and n > 1:
+        x = margin + round(min(max(frame, 0), n - 1) * (plot_width - 1) / (n - 1))
+        draw.line([(x, margin), (x, margin + 2 * panel_height + gap - 1)], fill=(255, 255, 255))
+        if labels:
+            label = f"frame {frame}"
+            draw.text((width - margin - _text_size(font, label)[0], footer_y), label, fill=(255, 255, 255),
+                      font=font)
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
 
 
-def save_png(image, path) -> None:
-    """Write an RGB image ([H, W, 3] float 0..1 or uint8, numpy or torch) as a PNG file."""
+def _column_trace(values: np.ndarray, plot_width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points (pixel column, value) of a polyline that shows `values` across `plot_width` columns.
+
+    When there are more poses than columns, each column contributes its minimum and its maximum, so a peak that
+    falls between columns is still drawn."""
+    n = len(values)
+    if n <= plot_width:
+        columns = np.arange(n) * (plot_width - 1) / max(n - 1, 1)
+        return columns, values
+    column_of_pose = np.arange(n) * plot_width // n
+    starts = np.searchsorted(column_of_pose, np.arange(plot_width))
+    lows, highs = np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
+    rising = np.append(values[starts[1:]] >= values[starts[:-1]], True)  # draw each column toward its next one
+    first, second = np.where(rising, lows, highs), np.where(rising, highs, lows)
+    return np.repeat(np.arange(plot_width), 2), np.stack([first, second], 1).reshape(-1)
+
+
+def _text_size(font, text: str) -> tuple[int, int]:
+    left, _top, right, bottom = font.getbbox(text)
+    return right - left, bottom
+
+
+def save_png(image, path) -> Path:
+    """Write an RGB image ([H, W, 3] float 0..1 or uint8, numpy or torch) as a PNG file; returns the path."""
     array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise Audio2HeadError(f"a PNG preview needs an [H, W, 3] image, got shape {array.shape}")
     if array.dtype != np.uint8:
         array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    path = Path(path)
     Image.fromarray(array).save(path, format="PNG")
+    return path

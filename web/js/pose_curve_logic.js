@@ -1,13 +1,13 @@
 // Pure logic of the pose-curve editor: keyframe parsing and serialisation, interpolation, plot geometry and
 // hit-testing. No DOM and no ComfyUI imports, so node's test runner can import it (web/tests/*.test.mjs).
 //
-// The keyframe JSON is the schema of a2h_core/pose/curve.py `PoseCurve.from_keyframes` (the Keyframes node's "keyframes"
-// widget): a list of keys, or {"keyframes": [...], "fps", "num_frames", "interpolation", "relative", "base"}; each key
-// has "frame" (pose index) or "time" (seconds) and any of yaw, pitch, roll (degrees), x, y, z. The interpolation
-// here gives pose.py's numbers (web/tests/interpolation.test.mjs checks it against fixtures written by Python:
-// web/tests/fixtures/keyframe_curves.json from web/tests/make_fixtures.py).
+// The keyframe JSON is the schema of a2h_core/pose/keyframes.py `curve_from_keyframes` (the Keyframes node's
+// "keyframes" widget): a list of keys, or {"keyframes": [...], "fps", "num_frames", "interpolation", "relative",
+// "base"}; each key has "frame" (pose index) or "time" (seconds) and any of yaw, pitch, roll (degrees), x, y, z. The
+// interpolation here gives a2h_core/pose/interpolation.py's numbers: web/tests/pose_curve_logic.test.mjs checks it
+// against fixtures written by Python (web/tests/fixtures/keyframe_curves.json from web/tests/make_fixtures.py).
 
-/** The six pose channels, in the order of the a2h_pose payload and of pose.py's yaw/pitch/roll + x/y/z view. */
+/** The six pose channels, in the order of the a2h_pose payload and of a2h_core.pose's yaw/pitch/roll + x/y/z view. */
 export const CHANNELS = ["yaw", "pitch", "roll", "x", "y", "z"];
 
 /** Channels drawn in the top panel (degrees) and the bottom panel (translation, camera units). */
@@ -23,10 +23,10 @@ export const CHANNEL_COLORS = {
   z: "#20c997",
 };
 
-/** pose.py's INTERPOLATIONS. */
+/** a2h_core.pose's INTERPOLATIONS. */
 export const INTERPOLATIONS = ["linear", "smooth", "ease"];
 
-/** pose.py's DEFAULT_YPR: a frontal head in the middle of the training translations (channels no key sets). */
+/** a2h_core.pose's DEFAULT_YPR: a frontal head in the middle of the training translations (channels no key sets). */
 export const DEFAULT_YPR = { yaw: 0, pitch: 0, roll: 0, x: 28.25, y: 42.0, z: 280.55 };
 
 export const DEFAULT_FPS = 25;
@@ -82,10 +82,10 @@ export function insideRect(rect, px, py) {
 
 
 // ---------------------------------------------------------------------------------------------------------------
-// Interpolation, as pose.py's `interpolate_keys`: values at times `at` through knots (t ascending, v); the first and
+// Interpolation, as a2h_core.pose's `interpolate_keys`: values at times `at` through knots (t ascending, v); the first and
 // last values are held outside the knots.
 
-/** Fritsch-Carlson monotone slopes at the knots (pose.py `_pchip_slopes`, scipy's PchipInterpolator choice). */
+/** Fritsch-Carlson monotone slopes at the knots (a2h_core.pose `_pchip_slopes`, scipy's PchipInterpolator choice). */
 export function pchipSlopes(t, v) {
   const n = t.length;
   const h = [];
@@ -143,7 +143,7 @@ export function interpolateKeys(t, v, at, mode) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Rotations, for a "base" given as six axis-angle numbers (pose.py `rotvec_to_matrix`, `matrix_to_ypr`).
+// Rotations, for a "base" given as six axis-angle numbers (a2h_core.pose `rotvec_to_matrix`, `matrix_to_ypr`).
 
 function rotvecToMatrix([rx, ry, rz]) {
   const theta = Math.hypot(rx, ry, rz);
@@ -186,7 +186,7 @@ const KEY_FIELDS = new Set(["frame", "time", ...CHANNELS]);
 
 /**
  * Parses the widget's JSON. Returns {ok: true, doc} or {ok: false, error} with a message for the user. The checks
- * are pose.py's, so a text the editor accepts is one the node accepts.
+ * are a2h_core.pose's, so a text the editor accepts is one the node accepts.
  * @param {string} text
  */
 export function parseKeyframes(text) {
@@ -231,7 +231,7 @@ export function parseKeyframes(text) {
 }
 
 /**
- * Effective settings of a document: its own fields first, then `defaults` (the node's other widgets), then pose.py's
+ * Effective settings of a document: its own fields first, then `defaults` (the node's other widgets), then a2h_core.pose's
  * defaults. numPoses is null when the curve ends at the last keyframe.
  */
 export function settingsOf(doc, defaults = {}) {
@@ -273,7 +273,7 @@ export function keyframeCount(doc) {
   return doc.keyframes.length;
 }
 
-/** Number of poses of the curve: the setting, or up to the last keyframe (pose.py's rule). */
+/** Number of poses of the curve: the setting, or up to the last keyframe (a2h_core.pose's rule). */
 export function curveLength(doc, defaults = {}) {
   const settings = settingsOf(doc, defaults);
   if (settings.numPoses) return settings.numPoses;
@@ -282,7 +282,7 @@ export function curveLength(doc, defaults = {}) {
 }
 
 /**
- * The curve the node will build, in people's units: channel -> values at poses 0 .. n-1 (pose.py's `ypr` before
+ * The curve the node will build, in people's units: channel -> values at poses 0 .. n-1 (a2h_core.pose's `ypr` before
  * the conversion to axis-angle), plus the poses' times in seconds. `at` (pose indices) overrides the poses.
  */
 export function sampleCurve(doc, defaults = {}, at = null) {
