@@ -1,17 +1,15 @@
-"""Helpers of the opt-in real-ComfyUI tests (test_comfyui_server.py, test_browser.py): a ComfyUI server on a free
-local port with a temporary base directory, and random reduced-width weights for it. Not a test module."""
+"""Helper of the opt-in real-ComfyUI tests (test_comfyui_server.py, test_browser.py): a ComfyUI server on a free
+local port with a temporary base directory. Not a test module."""
 from __future__ import annotations
 
 import contextlib
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 PACK_FOLDER = "ComfyUI-Audio2Head"  # the link to this checkout in the server's custom_nodes
 START_TIMEOUT = 180  # seconds for the server to import everything and answer
 
@@ -20,20 +18,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def write_reduced_weights(path: Path) -> None:
-    """Random reduced-width networks in the pack's safetensors layout, marked "reduced" for the loader."""
-    import torch
-    from safetensors.torch import save_file
-
-    sys.path.insert(0, str(ROOT))
-    from a2h_core.config import ModelConfig
-    from a2h_core.modules.models import Audio2HeadModels
-
-    torch.manual_seed(0)
-    state = {k: v.contiguous() for k, v in Audio2HeadModels(ModelConfig.reduced()).state_dict().items()}
-    save_file(state, str(path), metadata={"format": "audio2head", "format_version": "1", "config": "reduced"})
 
 
 @contextlib.contextmanager

@@ -1,8 +1,64 @@
-"""Shared fixtures for the test suite."""
-import os
-import sys
+"""Shared fixtures of the test suite.
 
-# The repository root holds the ComfyUI pack's __init__.py; tests import `a2h_core` and `nodes` from here.
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+pytest.ini puts the repository root (`a2h_core`, `nodes`, `a2h_devkit`) and tests/comfy_stub (the `comfy_api` test
+double, see its README) on the path. Helpers the tools use as well live in `a2h_devkit`.
+"""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from a2h_devkit.random_weights import write_reduced_weights
+from a2h_devkit.speech import speech_like
+
+
+@pytest.fixture(scope="session")
+def reduced_weights(tmp_path_factory):
+    """A models/audio2head-like folder holding one file, reduced.safetensors: random reduced-width networks (as
+    built after torch.manual_seed(0)) marked "reduced" for the loader, as a user would have a real file. The path of
+    the file."""
+    return write_reduced_weights(tmp_path_factory.mktemp("audio2head") / "reduced.safetensors")
+
+
+@pytest.fixture
+def run_node():
+    """run_node(node_id, **inputs): calls a node's execute the way ComfyUI does (keyword arguments named by input
+    id) and returns its io.NodeOutput."""
+    import nodes
+
+    def run(node_id: str, **inputs):
+        node = next(cls for cls in nodes.NODE_CLASSES if cls.__name__ == node_id)
+        return node.execute(**inputs)
+
+    return run
+
+
+@pytest.fixture
+def comfy_image():
+    """comfy_image(height, width, batch, seed): a ComfyUI IMAGE, float32 [B, H, W, 3] of random uint8 / 255 values
+    (what LoadImage gives)."""
+    def make(height: int = 300, width: int = 220, batch: int = 1, seed: int = 1) -> torch.Tensor:
+        pixels = np.random.default_rng(seed).integers(0, 256, size=(batch, height, width, 3), dtype=np.uint8)
+        return torch.from_numpy(pixels).float() / 255.0
+
+    return make
+
+
+@pytest.fixture
+def comfy_audio():
+    """comfy_audio(seconds, rate, channels): a ComfyUI AUDIO dict of synthetic speech, waveform [1, C, T] float32."""
+    def make(seconds: float = 1.3, rate: int = 44100, channels: int = 2) -> dict:
+        waveform = torch.from_numpy(speech_like(seconds, rate, channels).astype(np.float32))[None]
+        return {"waveform": waveform, "sample_rate": rate}
+
+    return make
+
+
+@pytest.fixture
+def espeak_ng():
+    """Skips the test when espeak-ng (real speech in several voices and languages) is not installed."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")

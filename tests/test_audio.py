@@ -1,4 +1,5 @@
-"""Decoding, resampling and normalisation (a2h_core.audio.decode): the original's ffmpeg + wavfile chain without ffmpeg."""
+"""Decoding, resampling and normalisation (a2h_core.audio.decode): the original's ffmpeg + wavfile chain without
+ffmpeg."""
 import math
 import shutil
 import subprocess
@@ -11,17 +12,7 @@ from scipy.io import wavfile
 
 from a2h_core.audio.decode import load_audio, normalise_peak, resample_to_feature_rate, to_pcm16
 from a2h_core.errors import A2HWarning, Audio2HeadError
-
-
-def speech_like(rate, seconds=1.0, channels=1, seed=0):
-    """Tones + a vowel-like pulse train + noise, in [-0.6, 0.6], channels-first."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(rate * seconds)) / rate
-    rows = []
-    for channel in range(channels):
-        pulse = np.sign(np.sin(2 * np.pi * (120 + 10 * channel) * t)) * np.exp(-((t % 0.25) - 0.1) ** 2 / 0.002)
-        rows.append(0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * pulse + 0.05 * rng.standard_normal(t.size))
-    return np.stack(rows)
+from a2h_devkit.speech import pcm16, speech_like
 
 
 def no_warnings(fn, *args, **kwargs):
@@ -31,7 +22,7 @@ def no_warnings(fn, *args, **kwargs):
 
 
 def test_16k_int16_passes_through_exactly_and_float_matches_int16():
-    pcm = np.round(speech_like(16000)[0] * 32768).astype(np.int16)
+    pcm = pcm16(speech_like(1.0, 16000)[0])
     np.testing.assert_array_equal(no_warnings(to_pcm16, pcm, 16000), pcm)
     np.testing.assert_array_equal(to_pcm16(pcm / 32768.0, 16000), pcm)
     np.testing.assert_array_equal(to_pcm16((pcm / 32768.0).astype(np.float32), 16000), pcm)
@@ -39,13 +30,13 @@ def test_16k_int16_passes_through_exactly_and_float_matches_int16():
 
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
 def test_int16_and_float_input_give_the_same_samples(rate):
-    pcm = np.round(speech_like(rate, channels=2) * 32768).astype(np.int16)
+    pcm = pcm16(speech_like(1.0, rate, channels=2))
     np.testing.assert_array_equal(load_audio(pcm, rate), load_audio(pcm / 32768.0, rate))
     np.testing.assert_array_equal(load_audio(pcm, rate), load_audio(torch.from_numpy(pcm), rate))
 
 
 def test_normalisation_is_the_originals_arithmetic():
-    pcm = np.round(speech_like(16000)[0] * 20000 + 300).astype(np.int16)
+    pcm = np.round(speech_like(1.0, 16000)[0] * 20000 + 300).astype(np.int16)
     expected = pcm - np.mean(pcm)
     expected = expected / np.max(np.abs(expected))
     result = load_audio(pcm, 16000)
@@ -82,7 +73,7 @@ def _write_ffmpeg_reference(tmp_path, samples, rate):
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_matches_the_originals_ffmpeg_conversion_on_float_input(tmp_path, rate, channels):
-    samples = speech_like(rate, seconds=2.0 + 0.0137 * rate / 44100, channels=channels).T.astype(np.float32)
+    samples = speech_like(2.0 + 0.0137 * rate / 44100, rate, channels=channels).T.astype(np.float32)
     source, reference = _write_ffmpeg_reference(tmp_path, samples, rate)
     ours = to_pcm16(source)
     assert ours.size == reference.size
@@ -104,7 +95,7 @@ def test_sample_count_matches_ffmpeg(tmp_path, rate):
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed (apt-get install ffmpeg)")
 def test_16_bit_input_is_within_ffmpegs_fixed_point_noise(tmp_path):
     # For 16-bit input ffmpeg resamples in 16-bit fixed point; we compute in float64 (so int16 == float input).
-    samples = np.round(speech_like(44100, seconds=2.0, channels=2).T * 32768).astype(np.int16)
+    samples = pcm16(speech_like(2.0, 44100, channels=2).T)
     source, reference = _write_ffmpeg_reference(tmp_path, samples, 44100)
     ours = to_pcm16(source)
     assert ours.size == reference.size
@@ -112,11 +103,11 @@ def test_16_bit_input_is_within_ffmpegs_fixed_point_noise(tmp_path):
 
 
 def test_channels_are_averaged_and_layouts_understood():
-    stereo = speech_like(16000, channels=2)
+    stereo = speech_like(1.0, 16000, channels=2)
     mono = load_audio(stereo.mean(axis=0), 16000)
     np.testing.assert_array_equal(load_audio(stereo, 16000), mono)
     np.testing.assert_array_equal(load_audio(stereo.T, 16000), mono)  # [T, C] is unambiguous here
-    surround = speech_like(48000, channels=6)
+    surround = speech_like(1.0, 48000, channels=6)
     np.testing.assert_array_equal(load_audio(surround, 48000), load_audio(surround.mean(axis=0), 48000))
     with pytest.raises(Audio2HeadError, match="channels from time"):
         load_audio(np.zeros((20, 30000)), 16000)
@@ -125,7 +116,7 @@ def test_channels_are_averaged_and_layouts_understood():
 
 
 def test_comfyui_audio_dict():
-    waveform = torch.from_numpy(speech_like(44100, channels=2)).float()[None]
+    waveform = torch.from_numpy(speech_like(1.0, 44100, channels=2)).float()[None]
     expected = load_audio(waveform[0].numpy(), 44100)
     np.testing.assert_array_equal(load_audio({"waveform": waveform, "sample_rate": 44100}), expected)
     np.testing.assert_array_equal(load_audio({"waveform": waveform, "sample_rate": 44100}, 44100), expected)
@@ -140,7 +131,7 @@ def test_comfyui_audio_dict():
 
 
 def test_nan_and_inf_become_zero_with_a_count():
-    samples = speech_like(16000)[0]
+    samples = speech_like(1.0, 16000)[0]
     broken = samples.copy()
     broken[[5, 500, 5000]] = [np.nan, np.inf, -np.inf]
     repaired = samples.copy()
@@ -151,7 +142,7 @@ def test_nan_and_inf_become_zero_with_a_count():
 
 
 def test_clipping_warns_but_a_single_full_scale_peak_does_not():
-    samples = speech_like(16000)[0]
+    samples = speech_like(1.0, 16000)[0]
     no_warnings(load_audio, samples / np.abs(samples).max(), 16000)  # peak-normalised to exactly 1.0
     with pytest.warns(A2HWarning, match="clipped"):
         load_audio(np.clip(samples * 4, -1, 1), 16000)  # flat tops at full scale
@@ -170,7 +161,7 @@ def test_silence_and_constant_dc_come_back_as_zeros_with_a_warning():
 
 
 def test_dc_offset_is_removed():
-    pcm = np.round(speech_like(16000)[0] * 16000).astype(np.int16)
+    pcm = np.round(speech_like(1.0, 16000)[0] * 16000).astype(np.int16)
     np.testing.assert_allclose(load_audio(pcm + np.int16(3000), 16000), load_audio(pcm, 16000), rtol=0, atol=1e-12)
 
 
@@ -200,7 +191,7 @@ def _encode(path, codec, samples, rate, layout):
 
 
 def test_wav_and_flac_files_decode_to_the_array_result(tmp_path):
-    pcm = np.round(speech_like(44100, channels=2) * 32768).astype(np.int16)
+    pcm = pcm16(speech_like(1.0, 44100, channels=2))
     expected = load_audio(pcm, 44100)
     wavfile.write(tmp_path / "speech.wav", 44100, pcm.T)
     np.testing.assert_array_equal(load_audio(tmp_path / "speech.wav"), expected)
@@ -213,7 +204,7 @@ def test_wav_and_flac_files_decode_to_the_array_result(tmp_path):
 def test_lossy_files_decode(tmp_path, suffix, codec):
     av = pytest.importorskip("av")
     rate = 48000
-    pcm = np.round(speech_like(rate, seconds=1.0) * 32768).astype(np.int16)
+    pcm = pcm16(speech_like(1.0, rate))
     try:
         _encode(tmp_path / f"speech{suffix}", codec, pcm, rate, "mono")
     except (av.FFmpegError, ValueError) as error:

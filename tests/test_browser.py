@@ -17,18 +17,19 @@ metadata, which the loader honours), so a run takes seconds on a CPU; A2H_BROWSE
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 import urllib.request
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
-from comfyui_server import PACK_FOLDER, running_comfyui, write_reduced_weights
+from comfyui_server import PACK_FOLDER, running_comfyui
+
+from a2h_devkit.random_weights import write_reduced_weights
+from a2h_devkit.speech import speech_like, write_wav
+from a2h_devkit.workflow_layout import frontend_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "browser" / "check_workflows.mjs"
@@ -78,21 +79,6 @@ def write_portrait(path: Path, size: int = 512) -> None:
     image.save(path)
 
 
-def write_speech_like(path: Path, seconds: float = 2.0, rate: int = 16000) -> None:
-    """A voiced, syllable-rate modulated harmonic signal (pitch 120-160 Hz) as 16-bit mono WAV."""
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 140 + 20 * np.sin(2 * math.pi * 1.5 * t)
-    phase = 2 * math.pi * np.cumsum(f0) / rate
-    voice = sum(np.sin(k * phase) / k for k in range(1, 12))
-    envelope = np.clip(np.sin(2 * math.pi * 4 * t), 0, None) ** 0.5
-    signal = 0.3 * voice * envelope / np.abs(voice).max()
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((signal * 32767).astype("<i2").tobytes())
-
-
 def prepare_base(base: Path, weights: str | None) -> None:
     """custom_nodes/<pack> -> this checkout, input files (and the pose files the workflows ship), weights, frontend
     user settings."""
@@ -100,7 +86,7 @@ def prepare_base(base: Path, weights: str | None) -> None:
     (base / "custom_nodes" / PACK_FOLDER).symlink_to(ROOT, target_is_directory=True)
     (base / "input").mkdir()
     write_portrait(base / "input" / IMAGE_FILE)
-    write_speech_like(base / "input" / AUDIO_FILE)
+    write_wav(base / "input" / AUDIO_FILE, speech_like(2.0, 16000), 16000)
     for pose_file in (ROOT / "workflows").glob("*.csv"):
         shutil.copy(pose_file, base / "input" / pose_file.name)
     (base / "models" / "audio2head").mkdir(parents=True)
@@ -158,9 +144,6 @@ def test_workflows_in_browser(server):
 
     # The CI check of tests/test_workflows.py derives each node's widgets and slots from /object_info; the real
     # frontend must build the same for every pack node (its own editor and plot widgets are not saved).
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_workflows import frontend_layout
-
     info = json.load(urllib.request.urlopen(f"{url}/object_info"))
     pack_nodes = sorted(name for name in info if name.startswith("Audio2Head"))
     assert sorted(report["pack_layouts"]) == pack_nodes

@@ -2,44 +2,34 @@
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from a2h_core import cli
 from a2h_core.cli.progress import ProgressBar
-from a2h_core.config import ModelConfig
-from a2h_core.modules.models import Audio2HeadModels
-from a2h_core.io.video import read_video_info
+from a2h_devkit.media import read_video_info
+from a2h_devkit.speech import speech_like, write_wav
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    """Reduced random weights, a 1 s buzzing 'voice' at 22.05 kHz stereo, and a 200x160 RGBA portrait."""
+def inputs(tmp_path_factory, reduced_weights):
+    """Reduced random weights, 1 s of synthetic speech at 22.05 kHz stereo, and a 200x160 RGBA portrait."""
     from PIL import Image
-    from safetensors.torch import save_file
-    from scipy.io import wavfile
 
     folder = tmp_path_factory.mktemp("inputs")
-    torch.manual_seed(0)
-    weights = folder / "reduced.safetensors"
-    save_file({k: v.contiguous() for k, v in Audio2HeadModels(ModelConfig.reduced()).state_dict().items()}, weights,
-              metadata={"config": "reduced"})  # what the converter records for reduced test widths
-    rate = 22050
-    t = np.arange(rate) / rate
-    voice = 0.3 * np.sign(np.sin(2 * np.pi * (120 + 30 * t) * t)) * (np.sin(2 * np.pi * 2 * t) > 0)
-    wavfile.write(folder / "speech.wav", rate, (np.stack([voice, voice], axis=1) * 32767).astype(np.int16))
+    audio = write_wav(folder / "speech.wav", speech_like(1.0, 22050, channels=2), 22050)
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (160, 200, 4), dtype=np.uint8), "RGBA").save(folder / "face.png")
-    return folder
+    return SimpleNamespace(image=folder / "face.png", audio=audio, weights=reduced_weights)
 
 
 def _generate_args(inputs, out, *extra):
-    return ["generate", "--image", str(inputs / "face.png"), "--audio", str(inputs / "speech.wav"),
-            "--weights", str(inputs / "reduced.safetensors"), "--out", str(out), *extra]
+    return ["generate", "--image", str(inputs.image), "--audio", str(inputs.audio), "--weights", str(inputs.weights),
+            "--out", str(out), *extra]
 
 
 def test_generate_writes_the_video(inputs, tmp_path, capsys):
@@ -60,7 +50,7 @@ def test_subcommands_are_registered():
     commands = next(a for a in parser._actions if a.dest == "command").choices
     assert set(commands) == {"generate", "features", "pose", "convert"}
     for name in commands:
-        assert callable(parser.parse_args([name] + _minimal_args(name)).func)
+        assert callable(parser.parse_args([name, *_minimal_args(name)]).func)
 
 
 def _minimal_args(name):
@@ -125,24 +115,27 @@ def test_module_entry_point_runs():
 def test_pose_predicts_the_curve_of_the_pose_stage(inputs, tmp_path):
     """`pose --image --audio --weights` writes exactly what the predictor gives: frames + 1 poses."""
     from a2h_core.audio.features import extract_features
-    from a2h_core.io.image import prepare_source_image
-    from a2h_core.pose import load_pose_curve
-    from a2h_core.io.weights import load_models
     from a2h_core.inference.wrapper import Audio2HeadWrapper
+    from a2h_core.io.image import prepare_source_image
+    from a2h_core.io.weights import load_models
+    from a2h_core.pose import load_pose_curve
 
     out = tmp_path / "predicted.json"
-    code = cli.main(["pose", "--image", str(inputs / "face.png"), "--audio", str(inputs / "speech.wav"),
-                     "--weights", str(inputs / "reduced.safetensors"), "--out", str(out)])
+    code = cli.main(["pose", "--image", str(inputs.image), "--audio", str(inputs.audio),
+                     "--weights", str(inputs.weights), "--out", str(out)])
     assert code == 0
-    features = extract_features(inputs / "speech.wav")
-    source, _ = prepare_source_image(inputs / "face.png")
-    expected = Audio2HeadWrapper(load_models(inputs / "reduced.safetensors")).predict_poses(source, features)
+    features = extract_features(inputs.audio)
+    source, _ = prepare_source_image(inputs.image)
+    expected = Audio2HeadWrapper(load_models(inputs.weights)).predict_poses(source, features)
     written = load_pose_curve(out, fps=None)
     assert len(written) == features.num_frames + 1
-    np.testing.assert_allclose(written.values, expected.values, rtol=0, atol=1e-12)
+    # The command and this test load the weights into two model instances, which may take different CPU kernels
+    # (e.g. for differently aligned weights): a float32 ulp of the normalised output is up to ~2e-5 once scaled to
+    # the translations' range, so 5e-4 allows a few tens of ulps. A wrong stage or input moves poses by far more.
+    np.testing.assert_allclose(written.values, expected.values, rtol=0, atol=5e-4)
 
 
 def test_pose_prediction_needs_all_three_inputs(inputs, tmp_path, capsys):
-    code = cli.main(["pose", "--image", str(inputs / "face.png"), "--out", str(tmp_path / "p.json")])
+    code = cli.main(["pose", "--image", str(inputs.image), "--out", str(tmp_path / "p.json")])
     assert code == cli.EXIT_USER_ERROR
     assert "--image, --audio and --weights together" in capsys.readouterr().err

@@ -18,14 +18,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-from comfyui_server import PACK_FOLDER, running_comfyui, write_reduced_weights
+from comfyui_server import PACK_FOLDER, running_comfyui
 
-ROOT = Path(__file__).resolve().parent.parent  # this repository (tests/conftest.py makes a2h_core importable)
+from a2h_devkit.random_weights import write_reduced_weights
+from a2h_devkit.speech import speech_like, write_wav
+
+ROOT = Path(__file__).resolve().parent.parent  # this repository
 
 pytestmark = pytest.mark.comfyui
 
@@ -89,24 +91,15 @@ class Server:
 
 
 def write_inputs(input_dir: Path) -> None:
-    """A 300x240 portrait-like PNG, and 2.2 s (speech.wav) and 30 s (long.wav) of stereo 44.1 kHz 'speech' (a
-    gliding harmonic tone) as WAV."""
+    """A 300x240 portrait-like PNG, and 2.2 s (speech.wav) and 30 s (long.wav) of synthetic stereo 44.1 kHz speech
+    as WAV."""
     from PIL import Image
     yy, xx = np.mgrid[0:300, 0:240]
     face = ((xx - 120) / 70.0) ** 2 + ((yy - 140) / 95.0) ** 2 < 1
     rgb = np.stack([90 + 100 * face, 110 + 70 * face, 160 - 40 * face], -1) + (xx[..., None] * 3 + yy[..., None]) % 17
     Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(input_dir / "portrait.png")
-    rate = 44100
     for name, seconds in (("speech.wav", 2.2), ("long.wav", 30.0)):
-        t = np.arange(int(seconds * rate)) / rate
-        phase = 2 * np.pi * np.cumsum(130 + 40 * np.sin(2 * np.pi * 1.3 * t)) / rate
-        tone = sum(np.sin(k * phase) / k for k in range(1, 6)) * np.sin(2 * np.pi * 2 * t) ** 2
-        pcm = (0.25 * tone * 32767).astype(np.int16)
-        with wave.open(str(input_dir / name), "wb") as out:
-            out.setnchannels(2)
-            out.setsampwidth(2)
-            out.setframerate(rate)
-            out.writeframes(np.repeat(pcm[:, None], 2, axis=1).tobytes())
+        write_wav(input_dir / name, speech_like(seconds, 44100, channels=2), 44100)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """The 41 audio features (a2h_core.audio.features) against the original's recipe and on edge cases."""
 import argparse
-import shutil
-import subprocess
+import itertools
 import warnings
 
 import numpy as np
@@ -9,12 +8,12 @@ import pytest
 import python_speech_features
 from scipy.io import wavfile
 
-from a2h_core.audio.decode import to_pcm16
-from a2h_core.errors import A2HWarning, Audio2HeadError
 from a2h_core.audio import features as features_module
+from a2h_core.audio.decode import to_pcm16
+from a2h_core.audio.features import MIN_SAMPLES, AudioFeatures, extract_features, interpolate_unvoiced, mel_features
 from a2h_core.cli import features as features_command
-from a2h_core.audio.features import (MIN_SAMPLES, AudioFeatures, extract_features,
-                               interpolate_unvoiced, mel_features)
+from a2h_core.errors import A2HWarning, Audio2HeadError
+from a2h_devkit.speech import ESPEAK_CLIPS, espeak
 
 F0_COLUMN, VOICED_COLUMN = 39, 40
 
@@ -42,7 +41,7 @@ def reference_inter_pitch(f0, voiced):
     first, last = voiced_frames[0], voiced_frames[-1]
     f0[:first] = f0[first]
     f0[last + 1:] = f0[last]
-    for left, right in zip(voiced_frames[:-1], voiced_frames[1:]):
+    for left, right in itertools.pairwise(voiced_frames):
         if right - left > 1:
             x = np.linspace(0, 1, right - left + 1)
             f0[left + 1:right] = np.interp(x, [0, 1], [f0[left], f0[right]])[1:-1]
@@ -52,7 +51,7 @@ def reference_inter_pitch(f0, voiced):
 def test_interpolation_matches_the_reference_on_random_patterns():
     rng = np.random.default_rng(0)
     one_voiced = [np.arange(50) == index for index in (0, 20, 49)]
-    patterns = [np.zeros(50, bool), np.ones(50, bool), np.zeros(1, bool), np.ones(1, bool)] + one_voiced
+    patterns = [np.zeros(50, bool), np.ones(50, bool), np.zeros(1, bool), np.ones(1, bool), *one_voiced]
     patterns += [rng.random(int(rng.integers(2, 300))) < p for p in rng.random(300)]
     for voiced in patterns:
         f0 = np.where(voiced, rng.uniform(80, 400, voiced.size), 0.0)
@@ -121,16 +120,9 @@ def test_whole_chain_equals_the_originals_recipe_on_16k_wav(tmp_path, kind):
     assert_matches_original(extract_features(path).values, original_recipe(path))
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
-@pytest.mark.parametrize("voice, speed, pitch, text", [
-    ("en", 170, 50, "Hello there, this is a test of the talking head."),
-    ("en-us+f3", 220, 80, "She sells sea shells by the sea shore."),
-    ("de", 130, 30, "Guten Morgen, wie geht es Ihnen heute?"),
-    ("fr", 150, 60, "Bonjour tout le monde."),
-])
-def test_espeak_speech_matches_the_original(tmp_path, voice, speed, pitch, text):
-    spoken = tmp_path / "spoken.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(spoken), text], check=True)
+@pytest.mark.parametrize("voice, speed, pitch, text", ESPEAK_CLIPS[:4], ids=[clip[0] for clip in ESPEAK_CLIPS[:4]])
+def test_espeak_speech_matches_the_original(tmp_path, espeak_ng, voice, speed, pitch, text):
+    spoken = espeak(tmp_path / "spoken.wav", voice, speed, pitch, text)
     converted = tmp_path / "speech16k.wav"  # what the original's ffmpeg call would have written
     wavfile.write(converted, 16000, to_pcm16(spoken))
     ours = extract_features(spoken).values
@@ -186,7 +178,7 @@ def test_digital_silence_gives_silence_features_with_a_warning():
 def test_audio_shorter_than_one_video_frame_is_an_error():
     signal = tone(16000, 1.0)[0]
     assert extract_features(signal[:MIN_SAMPLES], 16000).num_frames == 1
-    with pytest.raises(Audio2HeadError, match="at least 45.1 ms"):
+    with pytest.raises(Audio2HeadError, match=r"at least 45.1 ms"):
         extract_features(signal[:MIN_SAMPLES - 1], 16000)
     with pytest.raises(Audio2HeadError, match="empty"):
         extract_features(np.zeros(0), 16000)

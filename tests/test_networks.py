@@ -12,39 +12,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from a2h_core.config import POSE_MAX, POSE_MIN, ModelConfig
-from a2h_core.modules.keypoints import Keypoints
-from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.modules import DenseMotionNetwork, denormalize_poses, normalize_poses
 from a2h_core.modules.blocks import AntiAliasDownsample, keypoints_from_heatmaps, make_coordinate_grid
 from a2h_core.modules.generator import warp
+from a2h_core.modules.keypoints import Keypoints
+from a2h_core.modules.models import Audio2HeadModels
+from a2h_devkit.random_weights import randomize_batch_norm, randomize_jacobian_head
 
 MANIFEST = Path(__file__).parent / "data" / "published_state_dict_shapes.json"
 
 
-def randomize_batch_norm(module: nn.Module, seed: int = 0) -> None:
-    """Random affine parameters and running statistics, so that no batch norm is an identity."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in module.modules():
-            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-                n = layer.num_features
-                layer.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-                layer.bias.copy_(torch.randn(n, generator=gen) * 0.1)
-                layer.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-                layer.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-
-
 @pytest.fixture(scope="module")
 def models() -> Audio2HeadModels:
+    """Reduced widths with random batch norm (no layer an identity) and non-trivial Jacobian heads."""
     torch.manual_seed(0)
     m = Audio2HeadModels(ModelConfig.reduced())
-    randomize_batch_norm(m)
-    with torch.no_grad():  # non-trivial Jacobian heads
-        for head in (m.kp_detector.jacobian, m.audio2kp.jacobian):
-            head.weight.normal_(0, 0.01)
+    generator = torch.Generator().manual_seed(0)
+    randomize_batch_norm(m, generator)
+    for network in (m.kp_detector, m.audio2kp):
+        randomize_jacobian_head(network, generator, std=0.01)
     return m
 
 
@@ -75,7 +63,7 @@ def test_strict_load_of_published_shapes_and_rejection_of_wrong_ones():
         state = {key: torch.empty(shape) for key, shape in expected.items()}
     ours.load_state_dict(state, strict=True)
     state["generator.final.weight"] = torch.empty(3, 64, 5, 5, device="meta")
-    with pytest.raises(RuntimeError, match="generator.final.weight"):
+    with pytest.raises(RuntimeError, match=r"generator.final.weight"):
         ours.load_state_dict(state, strict=True)
 
 
@@ -269,9 +257,12 @@ def test_motion_field_generator_is_batch_major_and_broadcasts_the_source(models,
         both = models.audio2kp(audio, boxes, image)
         second = models.audio2kp(audio[1:], boxes[1:], image)
     assert both.value.shape == (128, 10, 2) and both.jacobian.shape == (128, 10, 2, 2)
-    # Rows 64..127 are window 1, computed with the single source image broadcast to both windows.
-    torch.testing.assert_close(both.value[64:], second.value, rtol=0, atol=1e-5)
-    torch.testing.assert_close(both.jacobian[64:], second.jacobian, rtol=0, atol=1e-5)
+    # Rows 64..127 are window 1, computed with the single source image broadcast to both windows. A batch of 2 and
+    # a batch of 1 may take different CPU convolution kernels; the 3-D hourglass and the heatmap softmax (temperature
+    # 0.1) grow their last-bit differences to ~1e-5 (measured up to 1.2e-5): 1e-4 is a hundredth of a pixel, while a
+    # wrong window or source would move keypoints by far more.
+    torch.testing.assert_close(both.value[64:], second.value, rtol=0, atol=1e-4)
+    torch.testing.assert_close(both.jacobian[64:], second.jacobian, rtol=0, atol=1e-4)
     assert not torch.allclose(both.value[:64], second.value)
     assert both.value.abs().max() <= 1
     with pytest.raises(ValueError, match="64 frames"):
@@ -309,7 +300,7 @@ def test_batched_generator_equals_per_frame_generator(models, image):
     assert batched["deformation"].shape == (2, 64, 64, 2)
     for key in ("prediction", "occlusion_map", "deformation"):
         torch.testing.assert_close(batched[key], torch.cat([s[key] for s in single]), rtol=0, atol=1e-5)
-    assert 0 <= batched["prediction"].min() and batched["prediction"].max() <= 1
+    assert batched["prediction"].min() >= 0 and batched["prediction"].max() <= 1
 
 
 def test_generator_with_source_as_driving_keypoints_barely_moves(models, image):
@@ -321,7 +312,10 @@ def test_generator_with_source_as_driving_keypoints_barely_moves(models, image):
     torch.testing.assert_close(out["deformation"], identity, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # ~27 s on an AVX2-only CPU (no native bf16: 3-D convolutions in bf16), 0.3 s with AVX-512
 def test_networks_run_in_bfloat16(models, image):
+    """Weights in bf16 (`load_models(dtype="bf16")`). The default run keeps bf16 compute under autocast, the path
+    the pipeline and the nodes take, in test_generator_under_bfloat16_autocast_keeps_geometry_in_float32."""
     # bf16 is the CPU half type (CPU fp16 kernels are missing or very slow; fp16 is for CUDA).
     half = Audio2HeadModels(ModelConfig.reduced())
     half.load_state_dict(models.state_dict())

@@ -6,20 +6,27 @@ import warnings
 import numpy as np
 import pytest
 
-from a2h_core.config import POSE_MAX, POSE_MIN
-from a2h_core.errors import A2HWarning, Audio2HeadError
 from a2h_core.cli import pose as pose_command
-from a2h_core.pose import (DEFAULT_POSE, PoseCurve, curve_from_keyframes, curve_to_dict, interpolate_keys,
-                           load_pose_curve, read_openface_csv, save_pose_curve)
+from a2h_core.errors import A2HWarning, Audio2HeadError
+from a2h_core.pose import (
+    DEFAULT_POSE,
+    PoseCurve,
+    curve_from_keyframes,
+    curve_to_dict,
+    interpolate_keys,
+    load_pose_curve,
+    read_openface_csv,
+    save_pose_curve,
+)
 from a2h_core.pose.rotations import matrix_to_rotvec, poses_to_ypr, rotvec_to_matrix, ypr_to_matrix, ypr_to_poses
+from a2h_devkit.pose_boxes import random_poses
 
 Rotation = pytest.importorskip("scipy.spatial.transform").Rotation
 
 
 def training_curve(count: int = 40, seed: int = 0) -> PoseCurve:
-    rng = np.random.default_rng(seed)
-    middle, half = (POSE_MIN + POSE_MAX) / 2.0, (POSE_MAX - POSE_MIN) / 2.0
-    return PoseCurve(middle + 0.5 * half * (2 * rng.random((count, 6)) - 1))
+    """Random poses in the middle half of the training range."""
+    return PoseCurve(random_poses(count, seed, spread=0.5, dtype=np.float64))
 
 
 # ------------------------------------------------------------------------------------------------ conventions

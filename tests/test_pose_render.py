@@ -3,33 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from a2h_core.config import POSE_MAX, POSE_MIN
 from a2h_core.errors import Audio2HeadError
-from a2h_core.pose import PoseCurve, rotvec_to_matrix
-from a2h_core.pose import curve_from_keyframes
+from a2h_core.pose import PoseCurve, curve_from_keyframes, rotvec_to_matrix
 from a2h_core.pose.render import BOX_POINTS_3D, box_points_2d, project_box, render_pose_boxes
 from a2h_core.previews.pose_boxes import preview_pose_boxes
 from a2h_core.previews.pose_plot import plot_pose_curve, save_png
-
-
-def random_training_poses(count: int, seed: int) -> np.ndarray:
-    """Poses drawn uniformly inside the training range, as float32 like the original's predictor output."""
-    rng = np.random.default_rng(seed)
-    return (POSE_MIN + (POSE_MAX - POSE_MIN) * rng.random((count, 6), dtype=np.float32)).astype(np.float32)
-
-
-def opencv_pose_box(cv2, pose: np.ndarray) -> np.ndarray:
-    """The original's drawing (inference.py draw_annotation_box), re-stated with OpenCV calls."""
-    camera = np.array([[233.333, 0, 128], [0, 233.333, 128], [0, 0, 1]], dtype=np.float64)
-    projected, _ = cv2.projectPoints(BOX_POINTS_3D, np.array(pose[:3]), np.array(pose[3:]), camera,
-                                     np.zeros((4, 1)))
-    points = np.int32(projected.reshape(-1, 2))
-    image = np.zeros((256, 256))
-    cv2.polylines(image, [points], True, (255, 255, 255), 2, cv2.LINE_AA)
-    for a, b in ((1, 6), (2, 7), (3, 8)):
-        cv2.line(image, tuple(int(v) for v in points[a]), tuple(int(v) for v in points[b]), (255, 255, 255), 2,
-                 cv2.LINE_AA)
-    return image
+from a2h_devkit.pose_boxes import CAMERA_MATRIX, opencv_pose_box, random_poses
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +19,10 @@ def cv2():
     return module
 
 
-def test_matches_opencv_on_random_training_poses(cv2):
-    poses = random_training_poses(300, seed=0)
+def test_matches_opencv_on_random_poses(cv2):
+    poses = random_poses(300, seed=0)
     ours = render_pose_boxes(torch.from_numpy(poses)).numpy()
-    agreement = np.array([(opencv_pose_box(cv2, pose) == ours[i]).mean() for i, pose in enumerate(poses)])
+    agreement = np.array([(opencv_pose_box(pose) == ours[i]).mean() for i, pose in enumerate(poses)])
     worst = int(agreement.argmin())
     print(f"pixel agreement over {len(poses)} poses: mean {agreement.mean():.6f}, worst {agreement[worst]:.6f} "
           f"(pose {worst}), identical images {np.mean(agreement == 1.0):.3f}")
@@ -54,29 +33,26 @@ def test_matches_opencv_on_random_training_poses(cv2):
 def test_matches_opencv_where_boxes_cross_the_border(cv2, spread):
     # Beyond the training range boxes leave the image on every side (1.5x) and reach far past it or behind the
     # camera (5x), exercising OpenCV's clipping and its 16.16 arithmetic on large coordinates.
-    rng = np.random.default_rng(1)
-    middle, half = (POSE_MIN + POSE_MAX) / 2.0, (POSE_MAX - POSE_MIN) / 2.0
-    poses = middle + spread * half * (2 * rng.random((60, 6)) - 1)
+    poses = random_poses(60, seed=1, spread=spread, dtype=np.float64)
     ours = render_pose_boxes(poses).numpy()
     crossing = 0
     for i, pose in enumerate(poses):
         points = box_points_2d(pose).numpy()
         crossing += bool(((points < 0) | (points > 255)).any())
-        np.testing.assert_array_equal(ours[i], opencv_pose_box(cv2, pose), err_msg=f"pose {i}")
+        np.testing.assert_array_equal(ours[i], opencv_pose_box(pose), err_msg=f"pose {i}")
     assert crossing > 10  # the test really covers the border
 
 
 def test_points_follow_opencv_projection(cv2):
-    poses = random_training_poses(50, seed=2).astype(np.float64)
-    camera = np.array([[233.333, 0, 128], [0, 233.333, 128], [0, 0, 1]], dtype=np.float64)
+    poses = random_poses(50, seed=2).astype(np.float64)
     ours = project_box(poses).numpy()
     for i, pose in enumerate(poses):
-        theirs, _ = cv2.projectPoints(BOX_POINTS_3D, pose[:3], pose[3:], camera, np.zeros((4, 1)))
+        theirs, _ = cv2.projectPoints(BOX_POINTS_3D, pose[:3], pose[3:], CAMERA_MATRIX, np.zeros((4, 1)))
         np.testing.assert_allclose(ours[i], theirs.reshape(-1, 2), rtol=0, atol=1e-9)
 
 
 def test_projection_matches_pinhole_model():
-    poses = random_training_poses(20, seed=3).astype(np.float64)
+    poses = random_poses(20, seed=3).astype(np.float64)
     camera_points = BOX_POINTS_3D @ rotvec_to_matrix(poses[:, :3]).transpose(0, 2, 1) + poses[:, None, 3:]
     expected = camera_points[..., :2] / camera_points[..., 2:] * 233.333 + 128.0
     np.testing.assert_allclose(project_box(poses).numpy(), expected, rtol=0, atol=1e-9)
@@ -105,7 +81,7 @@ def test_axis_aligned_box_has_three_pixel_edges():
 
 
 def test_batch_equals_one_by_one_and_dtypes():
-    poses = random_training_poses(7, seed=4)
+    poses = random_poses(7, seed=4)
     batch = render_pose_boxes(poses, chunk_size=3)
     assert batch.shape == (7, 256, 256) and batch.dtype == torch.float32
     for i in range(7):
@@ -122,14 +98,14 @@ def test_bad_poses_are_refused():
 
 def test_preview_draws_the_box_over_the_image():
     image = torch.full((1, 256, 256, 3), 0.5)
-    poses = random_training_poses(3, seed=5)
+    poses = random_poses(3, seed=5)
     preview = preview_pose_boxes(image, poses, color=(0.0, 1.0, 0.0), opacity=1.0)
     boxes = render_pose_boxes(poses) > 0
     assert preview.shape == (3, 256, 256, 3)
     assert torch.allclose(preview[boxes], torch.tensor([0.0, 1.0, 0.0]).expand(int(boxes.sum()), 3))
     assert torch.all(preview[~boxes] == 0.5)
     larger = preview_pose_boxes(torch.rand(300, 400, 3), poses[:1])
-    assert larger.shape == (1, 300, 400, 3) and 0 <= float(larger.min()) and float(larger.max()) <= 1
+    assert larger.shape == (1, 300, 400, 3) and float(larger.min()) >= 0 and float(larger.max()) <= 1
     with pytest.raises(Audio2HeadError, match="one image or one per pose"):
         preview_pose_boxes(torch.rand(2, 64, 64, 3), poses)
 

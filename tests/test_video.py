@@ -4,9 +4,10 @@ import os
 import numpy as np
 import pytest
 
-from a2h_core.errors import Audio2HeadError
 from a2h_core.audio.soundtrack import load_soundtrack
-from a2h_core.io.video import VideoWriter, read_video_info
+from a2h_core.errors import Audio2HeadError
+from a2h_core.io.video import VideoWriter
+from a2h_devkit.media import read_video_info, soundtrack_samples
 
 
 def _tone(seconds, rate, channels=1):
@@ -52,21 +53,19 @@ def test_frames_survive_encoding(tmp_path):
 
 def test_interruption_leaves_no_file(tmp_path):
     out = tmp_path / "video.mp4"
-    with pytest.raises(KeyboardInterrupt):
-        with VideoWriter(out, 32, 32) as writer:
-            writer.write(_frames(4, 32, 32))
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), VideoWriter(out, 32, 32) as writer:
+        writer.write(_frames(4, 32, 32))
+        raise KeyboardInterrupt
     assert os.listdir(tmp_path) == []
 
 
 def test_writer_errors(tmp_path):
     with pytest.raises(Audio2HeadError, match="even frame size"):
         VideoWriter(tmp_path / "a.mp4", 33, 32)
-    with pytest.raises(Audio2HeadError, match=".mp4"):
+    with pytest.raises(Audio2HeadError, match=r".mp4"):
         VideoWriter(tmp_path / "a.avi", 32, 32)
-    with pytest.raises(Audio2HeadError, match="no frames"):
-        with VideoWriter(tmp_path / "a.mp4", 32, 32):
-            pass
+    with pytest.raises(Audio2HeadError, match="no frames"), VideoWriter(tmp_path / "a.mp4", 32, 32):
+        pass
     assert os.listdir(tmp_path) == []
 
 
@@ -76,13 +75,13 @@ def test_soundtrack_sources(tmp_path):
     wave = _tone(0.5, 22050, 2)
     track = load_soundtrack({"waveform": torch.from_numpy(wave)[None], "sample_rate": 22050})
     assert track.sample_rate == 22050 and track.channels == 2
-    assert track.read_all().shape == (2, 11025)
+    assert soundtrack_samples(track).shape == (2, 11025)
     pcm = (wave[0] * 32767).astype(np.int16)
-    from_int = load_soundtrack(pcm, sample_rate=22050).read_all()
+    from_int = soundtrack_samples(load_soundtrack(pcm, sample_rate=22050))
     np.testing.assert_allclose(from_int[0], wave[0], atol=1e-4)
-    assert load_soundtrack(np.zeros((6, 100), np.float32), sample_rate=48000).read_all().shape == (1, 100)
+    assert soundtrack_samples(load_soundtrack(np.zeros((6, 100), np.float32), sample_rate=48000)).shape == (1, 100)
     odd_rate = load_soundtrack(np.zeros(1000, np.float32), sample_rate=12345)
-    assert odd_rate.sample_rate == 48000 and abs(odd_rate.read_all().shape[1] - 3888) <= 1
+    assert odd_rate.sample_rate == 48000 and abs(soundtrack_samples(odd_rate).shape[1] - 3888) <= 1
     with pytest.raises(Audio2HeadError, match="sample rate"):
         load_soundtrack(wave)
     with pytest.raises(Audio2HeadError, match="does not exist"):
@@ -98,5 +97,5 @@ def test_soundtrack_round_trip_through_a_file(tmp_path):
         writer.write(_frames(25, 32, 32))
     track = load_soundtrack(out)
     assert track.sample_rate == 16000 and track.channels == 1
-    wave = track.read_all()
+    wave = soundtrack_samples(track)
     assert abs(wave.shape[1] - 16000) <= 2048 and 0.2 < np.abs(wave).max() < 0.4

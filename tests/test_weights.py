@@ -17,33 +17,16 @@ import torch
 from safetensors.torch import save_file
 
 from a2h_core.cli import convert as convert_command
-from a2h_core.io import weights
 from a2h_core.config import ModelConfig
 from a2h_core.errors import A2HWarning, Audio2HeadError
-from a2h_core.modules.models import Audio2HeadModels
+from a2h_core.io import weights
 from a2h_core.io.weights import SUBMODELS, convert_checkpoint, load_models, validate_state_dict
+from a2h_core.modules.models import Audio2HeadModels
+from a2h_devkit.random_weights import random_state, save_original
 
 PUBLISHED = ModelConfig.published()
 REDUCED = ModelConfig.reduced()
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def random_state(config: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
-    """A state dict with the networks' exact names, shapes and dtypes, filled with random values."""
-    with torch.device("meta"):
-        layout = Audio2HeadModels(config).state_dict()
-    generator = torch.Generator().manual_seed(seed)
-    return {key: (torch.randn(spec.shape, generator=generator) * 0.05 if spec.is_floating_point()
-                  else torch.randint(0, 1000, spec.shape, generator=generator, dtype=spec.dtype))
-            for key, spec in layout.items()}
-
-
-def save_original(state: dict[str, torch.Tensor], path: Path, **extra) -> Path:
-    """Save like the authors did: one pickle, a dict of the four state dicts (plus any extra entries)."""
-    nested = {name: {key[len(name) + 1:]: value for key, value in state.items() if key.startswith(name + ".")}
-              for name in SUBMODELS}
-    torch.save({**nested, **extra}, path)
-    return path
 
 
 def sha256(path: Path) -> str:
@@ -76,6 +59,7 @@ def reduced_file(reduced_state, tmp_path_factory):
 
 
 def assert_state_equal(models: Audio2HeadModels, state: dict[str, torch.Tensor]) -> None:
+    """Bit for bit: weights are copied (saved, converted, loaded, moved), never computed."""
     loaded = models.state_dict()
     assert loaded.keys() == state.keys()
     for key, value in state.items():
@@ -152,7 +136,7 @@ def test_missing_keys_are_listed_per_submodel_with_a_count(published_state):
 
 def test_unexpected_key_is_named(published_state):
     state = {**published_state, "generator.extra_head.weight": torch.zeros(3), "step": torch.zeros(1)}
-    with pytest.raises(Audio2HeadError, match="generator: unexpected \\(1\\): generator.extra_head.weight") as error:
+    with pytest.raises(Audio2HeadError, match=r"generator: unexpected \(1\): generator.extra_head.weight") as error:
         validate_state_dict(state, PUBLISHED)
     assert "(no sub-model): unexpected (1): step" in str(error.value)
 
@@ -197,7 +181,7 @@ def test_published_state_passes_validation(published_state):
 
 
 def test_reduced_file_in_published_config_says_it_is_not_the_published_model(reduced_file):
-    with pytest.raises(Audio2HeadError, match="(?i)shape mismatch: this file is not the published Audio2Head model"):
+    with pytest.raises(Audio2HeadError, match=r"(?i)shape mismatch: this file is not the published Audio2Head model"):
         load_models(reduced_file)
 
 
@@ -209,8 +193,11 @@ def test_loaded_networks_compute_like_the_saved_ones(tmp_path):
     loaded = load_models(path, config=REDUCED)
     image, audio = torch.rand(1, 3, 256, 256), torch.randn(1, 3, 4, 41)
     with torch.no_grad():  # the LSTM's flat weights must follow the assigned parameters
+        # Two model instances: the loaded weights sit in the file's buffer, not 64-byte aligned, and may take other
+        # CPU matmul kernels than freshly allocated ones: outputs of about 0.1 then differ by a float32 ulp or two.
+        # Stale LSTM weights would move them by orders of magnitude more.
         torch.testing.assert_close(loaded.audio2pose(image, audio), reference.audio2pose(image, audio),
-                                   rtol=0, atol=0)
+                                   rtol=1e-5, atol=1e-6)
 
 
 def _leave_mark(path):
@@ -256,7 +243,7 @@ def test_pickle_without_the_four_state_dicts_is_refused(reduced_state, tmp_path)
 def test_conversion_validates_before_writing(reduced_state, tmp_path):
     state = {key: value for key, value in reduced_state.items() if key != "audio2kp.kp.weight"}
     path = save_original(state, tmp_path / "incomplete.pth.tar")
-    with pytest.raises(Audio2HeadError, match="audio2kp: missing \\(1\\): audio2kp.kp.weight"):
+    with pytest.raises(Audio2HeadError, match=r"audio2kp: missing \(1\): audio2kp.kp.weight"):
         convert_checkpoint(path, tmp_path / "out.safetensors", config=REDUCED)
     assert list(tmp_path.iterdir()) == [path]
 
@@ -302,9 +289,9 @@ def test_garbage_file_is_a_clear_error(tmp_path, suffix):
 def test_unknown_file_type_and_missing_path(tmp_path):
     other = tmp_path / "weights.bin"
     other.write_bytes(b"x")
-    with pytest.raises(Audio2HeadError, match="neither a .safetensors file nor an original checkpoint"):
+    with pytest.raises(Audio2HeadError, match=r"neither a .safetensors file nor an original checkpoint"):
         load_models(other)
-    with pytest.raises(Audio2HeadError, match="does not exist.*audio2head.pth.tar.*python -m a2h_core convert"):
+    with pytest.raises(Audio2HeadError, match=r"does not exist.*audio2head.pth.tar.*python -m a2h_core convert"):
         load_models(tmp_path / "nothing.safetensors")
 
 
@@ -317,14 +304,14 @@ def test_newer_format_version_is_refused(reduced_state, tmp_path):
 
 def test_folder_with_no_weights_file(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(Audio2HeadError, match="No weights file .* in .*python -m a2h_core convert"):
+    with pytest.raises(Audio2HeadError, match=r"No weights file .* in .*python -m a2h_core convert"):
         load_models(tmp_path)
 
 
 def test_folder_with_two_weights_files(reduced_file, tmp_path):
     for name in ("a.safetensors", "b.safetensors"):
         (tmp_path / name).write_bytes(reduced_file.read_bytes())
-    with pytest.raises(Audio2HeadError, match="several weights files \\(a.safetensors, b.safetensors\\)"):
+    with pytest.raises(Audio2HeadError, match=r"several weights files \(a.safetensors, b.safetensors\)"):
         load_models(tmp_path, config=REDUCED)
     assert isinstance(load_models(tmp_path, config=REDUCED, filename="b.safetensors"), Audio2HeadModels)
 
@@ -402,7 +389,7 @@ def test_interrupted_conversion_leaves_no_finished_looking_file(reduced_state, t
 
 def test_output_must_be_safetensors(reduced_state, tmp_path):
     original = save_original(reduced_state, tmp_path / "audio2head.pth.tar")
-    with pytest.raises(Audio2HeadError, match="must end in .safetensors"):
+    with pytest.raises(Audio2HeadError, match=r"must end in .safetensors"):
         convert_checkpoint(original, tmp_path / "out.pt", config=REDUCED)
     assert weights.converted_cache_path(original) == tmp_path / "audio2head.safetensors"
     assert weights.converted_cache_path(tmp_path / "model.pth") == tmp_path / "model.safetensors"

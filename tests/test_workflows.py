@@ -1,14 +1,9 @@
 """The example workflows in workflows/ stay valid as the nodes evolve.
 
-Each workflow is the UI format the ComfyUI canvas saves. It is checked against the node definitions:
-- the pack's nodes: `/object_info` entries built from the node classes' `define_schema` (through
-  tests/comfy_stub when ComfyUI is not installed);
-- core nodes (LoadImage, LoadAudio, CreateVideo, SaveVideo, Note): tests/data/comfyui_core_nodes.json, a snapshot
-  taken from a real ComfyUI server and its pinned frontend by tests/browser/snapshot_core_nodes.mjs.
-
-The widget and slot layout the frontend builds from an `/object_info` entry is reproduced here (sockets first,
-then one widget and one widget slot per widget input, in `input_order`); tests/browser/check_workflows.mjs checks
-the same files in the real frontend.
+Each workflow is the UI format the ComfyUI canvas saves. It is checked against the widgets and slots the frontend
+builds for each node (a2h_devkit.workflow_layout: the pack's nodes from their `define_schema`, core nodes from the
+snapshot tests/data/comfyui_core_nodes.json); tests/browser/check_workflows.mjs checks the same files in the real
+frontend.
 """
 from __future__ import annotations
 
@@ -17,18 +12,18 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+from a2h_devkit.web_fixtures import FIXTURES as WEB_FIXTURES
+from a2h_devkit.web_fixtures import expected, node_default_keyframes
+from a2h_devkit.workflow_layout import all_layouts, core_snapshot
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = ROOT / "workflows"
-CORE_SNAPSHOT = ROOT / "tests" / "data" / "comfyui_core_nodes.json"
-STUB_DIR = ROOT / "tests" / "comfy_stub"
 
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 NOTE_TYPES = {"Note", "MarkdownNote"}
 # Every workflow ends in core nodes: the inputs and the MP4 with sound.
@@ -46,77 +41,9 @@ def workflow_paths() -> list[Path]:
     return sorted(WORKFLOW_DIR.glob("*.json"))
 
 
-# ------------------------------------------------------------------------------------------------ definitions
-def pack_object_info() -> dict[str, dict]:
-    """`/object_info` entries of the pack's nodes, from their `define_schema`."""
-    try:
-        import comfy_api.latest  # noqa: F401  (a real ComfyUI on the path)
-    except ImportError:
-        sys.path.insert(0, str(STUB_DIR))
-    import nodes
-
-    infos = {}
-    for cls in nodes.NODE_CLASSES:
-        info = json.loads(json.dumps(cls.GET_NODE_INFO_V1()))  # tuples -> lists, as the server sends them
-        infos[info["name"]] = info
-    return infos
-
-
-def core_snapshot() -> dict:
-    return json.loads(CORE_SNAPSHOT.read_text())
-
-
-def _ordered_inputs(info: dict) -> list[tuple[str, str, dict, bool]]:
-    """(name, type, options, optional) of every visible input, required first, in `input_order`."""
-    result = []
-    for group in ("required", "optional"):
-        specs = info["input"].get(group, {})
-        for name in info.get("input_order", {}).get(group, list(specs)):
-            spec = specs[name]
-            kind, options = spec[0], (spec[1] if len(spec) > 1 and spec[1] else {})
-            if isinstance(kind, list):  # V1 combo: the options are the type
-                kind, options = "COMBO", {**options, "options": kind}
-            result.append((name, kind, options, group == "optional"))
-    return result
-
-
-def frontend_layout(info: dict) -> dict:
-    """Widgets and slots the frontend builds for a node definition (see litegraphService.#addInputs)."""
-    inputs = _ordered_inputs(info)
-    is_widget = {name: kind in WIDGET_TYPES and not options.get("forceInput") for name, kind, options, _ in inputs}
-    slots = [{"name": n, "type": k, "widget": None, "optional": o} for n, k, _, o in inputs if not is_widget[n]]
-    widgets = []
-    for name, kind, options, optional in inputs:
-        if not is_widget[name]:
-            continue
-        widgets.append({"name": name, "type": kind, "options": options, "serialized": True})
-        if options.get("control_after_generate") or (kind == "INT" and name in ("seed", "noise_seed")):
-            widgets.append({"name": "control_after_generate", "type": "CONTROL", "options": {}, "serialized": True})
-        slots.append({"name": name, "type": kind, "widget": name, "optional": optional})
-    outputs = [{"name": name, "type": kind} for name, kind in zip(info["output_name"], info["output"])]
-    return {"slots": slots, "widgets": widgets, "outputs": outputs, "info": info}
-
-
-def core_layout(snapshot: dict, node_type: str) -> dict:
-    """The recorded frontend layout of a core node, with widget options from its `/object_info` entry."""
-    front = snapshot["frontend"][node_type]
-    info = snapshot["object_info"].get(node_type)
-    specs = {name: (kind, options) for name, kind, options, _ in _ordered_inputs(info)} if info else {}
-    optional = {name for name, *_, opt in _ordered_inputs(info) if opt} if info else set()
-    widgets = [{"name": w["name"], "type": specs.get(w["name"], (w["type"].upper(), {}))[0],
-                "options": specs.get(w["name"], (None, {}))[1], "serialized": w["serialized"]}
-               for w in front["widgets"]]
-    slots = [{"name": s["name"], "type": s["type"], "widget": s["widget"], "optional": s["name"] in optional}
-             for s in front["inputs"]]
-    return {"slots": slots, "widgets": widgets, "outputs": front["outputs"], "info": info}
-
-
 @pytest.fixture(scope="module")
 def layouts() -> dict[str, dict]:
-    snapshot = core_snapshot()
-    result = {name: core_layout(snapshot, name) for name in snapshot["frontend"]}
-    result.update({name: frontend_layout(info) for name, info in pack_object_info().items()})
-    return result
+    return all_layouts()
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -142,9 +69,8 @@ def check_widget_value(node_type: str, widget: dict, value) -> str | None:
                 return f"{name}={value!r} is not a file name ending in {endings}"
         elif value not in options.get("options", []):
             return f"{name}={value!r} is not one of {options.get('options')}"
-    elif kind == "CONTROL":
-        if value not in CONTROL_VALUES:
-            return f"control_after_generate={value!r} is not one of {sorted(CONTROL_VALUES)}"
+    elif kind == "CONTROL" and value not in CONTROL_VALUES:
+        return f"control_after_generate={value!r} is not one of {sorted(CONTROL_VALUES)}"
     if kind in ("INT", "FLOAT"):
         if "min" in options and value < options["min"]:
             return f"{name}={value} is below its minimum {options['min']}"
@@ -274,7 +200,7 @@ def test_workflow_is_valid(path: Path, layouts: dict):
     types = [n["type"] for n in workflow["nodes"]]
     missing = sorted({t for t in types if t not in layouts})
     assert not missing, f"{path.name}: unknown node types {missing}"
-    assert len(set(n["id"] for n in workflow["nodes"])) == len(types), f"{path.name}: duplicate node ids"
+    assert len({n["id"] for n in workflow["nodes"]}) == len(types), f"{path.name}: duplicate node ids"
 
     problems = []
     for node in workflow["nodes"]:
@@ -282,7 +208,7 @@ def test_workflow_is_valid(path: Path, layouts: dict):
     problems += check_links(workflow)
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
 
-    assert REQUIRED_CORE_NODES <= set(types), f"{path.name}: lacks {REQUIRED_CORE_NODES - set(types)}"
+    assert set(types) >= REQUIRED_CORE_NODES, f"{path.name}: lacks {REQUIRED_CORE_NODES - set(types)}"
     notes = [n for n in workflow["nodes"] if n["type"] in NOTE_TYPES]
     assert notes and all(len(n["widgets_values"][0]) > 80 for n in notes), f"{path.name}: needs a note explaining it"
     executed = feeds_output(workflow, layouts)
@@ -294,7 +220,7 @@ def test_workflow_is_valid(path: Path, layouts: dict):
 @pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.stem)
 def test_workflow_pose_inputs_load(path: Path, layouts: dict):
     """Keyframe widgets hold documents pose.py accepts; files Pose Load names ship beside the workflows."""
-    from a2h_core.pose import PoseCurve, curve_from_keyframes, load_pose_curve
+    from a2h_core.pose import curve_from_keyframes, load_pose_curve
 
     workflow = json.loads(path.read_text())
     for node in workflow["nodes"]:
@@ -310,20 +236,18 @@ def test_workflow_pose_inputs_load(path: Path, layouts: dict):
 
 
 # ------------------------------------------------------------------------------------------------ web extension
-WEB_FIXTURES = ROOT / "web" / "tests" / "fixtures" / "keyframe_curves.json"
+def _flat(lists) -> list:
+    return [value for values in lists for value in values]
 
 
 def test_web_fixtures_match_pose_py():
     """The numbers the JavaScript interpolation is tested against are still what a2h_core/pose/curve.py gives."""
-    sys.path.insert(0, str(ROOT / "web" / "tests"))
-    from make_fixtures import expected, node_default_keyframes
-
     stored = json.loads(WEB_FIXTURES.read_text())
     fresh = expected(json.loads(WEB_FIXTURES.read_text()))
     for kind in ("interpolate_keys", "curves"):
         for number, (old, new) in enumerate(zip(stored[kind], fresh[kind])):
-            old_values = old["expected"] if kind == "interpolate_keys" else sum(old["expected"].values(), [])
-            new_values = new["expected"] if kind == "interpolate_keys" else sum(new["expected"].values(), [])
+            old_values = old["expected"] if kind == "interpolate_keys" else _flat(old["expected"].values())
+            new_values = new["expected"] if kind == "interpolate_keys" else _flat(new["expected"].values())
             assert len(old_values) == len(new_values), f"{kind} {number}: length changed; run make_fixtures.py"
             assert max((abs(a - b) for a, b in zip(old_values, new_values)), default=0) < 1e-9, (
                 f"{kind} {number}: pose.py changed; update web/js/pose_curve_logic.js and run make_fixtures.py")

@@ -4,11 +4,12 @@
     python tools/bench_features.py --audio speech.mp3    # a real file instead of the synthetic speech-like signal
     python tools/bench_features.py --seconds 10 --memory-minutes   # timing only
 
-The synthetic input is 44.1 kHz stereo float (so decoding, downmix and resampling are exercised): glottal-like
-pulses at a gliding F0 through a formant, with pauses and a noise floor. Stages: load (float64, downmix, resample,
-16-bit grid, normalise), mfcc+logfbank (computed together), harvest (a2h_core.audio.harvest), interpolation; then the whole
-extract_features call, and pyworld.harvest on the same signal when pyworld is installed. Memory is the peak of
-numpy/Python allocations (tracemalloc) during one extract_features call, measured in a fresh process per length.
+The synthetic input is 44.1 kHz stereo float (so decoding, downmix and resampling are exercised): a2h_devkit's
+speech-like signal, a harmonic tone with a gliding F0 in syllable-long bursts with pauses, over a noise floor.
+Stages: load (float64, downmix, resample, 16-bit grid, normalise), mfcc+logfbank (computed together), harvest
+(a2h_core.audio.harvest), interpolation; then the whole extract_features call, and pyworld.harvest on the same
+signal when pyworld is installed. Memory is the peak of numpy/Python allocations (tracemalloc) during one
+extract_features call, measured in a fresh process per length.
 """
 from __future__ import annotations
 
@@ -16,34 +17,14 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from a2h_devkit.speech import speech_like
+from a2h_devkit.timing import timed
 
 RATE = 44100  # synthetic input rate (resampled to 16 kHz by the front end)
-
-
-def synthetic_speech(seconds: float, rate: int = RATE) -> np.ndarray:
-    """[2, T] float: voiced segments with a gliding F0 (90-250 Hz), pauses, and a low noise floor."""
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 150 + 60 * np.sin(2 * np.pi * 0.3 * t) + 20 * np.sin(2 * np.pi * 2.1 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    voiced = np.sin(2 * np.pi * 1.7 * t) > -0.2  # about 60% voiced, in syllable-long stretches
-    excitation = np.maximum(np.sin(phase), 0) ** 8 * voiced
-    formant = np.exp(-np.arange(256) / 40) * np.sin(2 * np.pi * 600 * np.arange(256) / rate)
-    signal = np.convolve(excitation, formant)[:t.size]
-    signal = 0.5 * signal / np.abs(signal).max() + 0.003 * rng.standard_normal(t.size)
-    return np.stack([signal, 0.8 * signal])
-
-
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - start
 
 
 def bench_stages(samples: np.ndarray, rate: int | None, label: str) -> None:
@@ -83,7 +64,7 @@ def memory_child(minutes: float) -> None:
 
     from a2h_core.audio.features import extract_features
 
-    samples = synthetic_speech(60 * minutes)
+    samples = speech_like(60 * minutes, RATE, channels=2)
     input_mb = samples.nbytes / 2 ** 20
     tracemalloc.start()
     _, seconds = timed(extract_features, samples, RATE)
@@ -110,9 +91,9 @@ def main() -> None:
     if args.audio:
         bench_stages(str(args.audio), None, str(args.audio))
     else:
-        bench_stages(synthetic_speech(1.0), RATE, "warm-up (1 s)")
+        bench_stages(speech_like(1.0, RATE, channels=2), RATE, "warm-up (1 s)")
         for seconds in args.seconds:
-            bench_stages(synthetic_speech(seconds), RATE, f"{seconds:g} s of 44.1 kHz stereo")
+            bench_stages(speech_like(seconds, RATE, channels=2), RATE, f"{seconds:g} s of 44.1 kHz stereo")
     for minutes in args.memory_minutes:
         subprocess.run([sys.executable, __file__, "--memory-child", str(minutes)], check=True)
 

@@ -11,45 +11,13 @@ predictor's output.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from a2h_core.config import POSE_MAX, POSE_MIN  # noqa: E402
-from a2h_core.pose.render import BOX_POINTS_3D, render_pose_boxes  # noqa: E402
-
-
-def opencv_boxes(cv2, poses: np.ndarray) -> np.ndarray:
-    """The original's loop: project, truncate to int32, polylines + 3 lines on float64 zeros; float32 at the end."""
-    camera = np.array([[233.333, 0, 128], [0, 233.333, 128], [0, 0, 1]], dtype=np.float64)
-    images = []
-    for pose in poses:
-        projected, _ = cv2.projectPoints(BOX_POINTS_3D, np.array(pose[:3]), np.array(pose[3:]), camera,
-                                         np.zeros((4, 1)))
-        points = np.int32(projected.reshape(-1, 2))
-        image = np.zeros((256, 256))
-        cv2.polylines(image, [points], True, (255, 255, 255), 2, cv2.LINE_AA)
-        for a, b in ((1, 6), (2, 7), (3, 8)):
-            cv2.line(image, tuple(int(v) for v in points[a]), tuple(int(v) for v in points[b]), (255, 255, 255), 2,
-                     cv2.LINE_AA)
-        images.append(image)
-    return np.array(images, dtype=np.float32)
-
-
-def best_time(function, repeats: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        if isinstance(result, torch.Tensor) and result.device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+from a2h_core.pose.render import render_pose_boxes
+from a2h_devkit.pose_boxes import opencv_pose_boxes, random_poses
+from a2h_devkit.timing import best_time
 
 
 def main() -> None:
@@ -64,9 +32,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    rng = np.random.default_rng(args.seed)
-    middle, half = (POSE_MIN + POSE_MAX) / 2.0, (POSE_MAX - POSE_MIN) / 2.0
-    poses = (middle + args.range * half * (2 * rng.random((args.poses, 6)) - 1)).astype(np.float32)
+    poses = random_poses(args.poses, args.seed, spread=args.range)
     tensor = torch.from_numpy(poses).to(args.device)
 
     render_pose_boxes(tensor[:8])  # warm-up
@@ -79,7 +45,7 @@ def main() -> None:
     except ImportError:
         print("OpenCV not installed: no comparison (pip install opencv-python-headless<5)")
         return
-    cv_s, theirs = best_time(lambda: opencv_boxes(cv2, poses), args.repeats)
+    cv_s, theirs = best_time(lambda: opencv_pose_boxes(poses), args.repeats)
     print(f"OpenCV {cv2.__version__} loop (the original's way): {cv_s * 1000:.1f} ms, {args.poses / cv_s:.0f} "
           f"poses/s; torch / OpenCV speed: {cv_s / ours_s:.2f}x")
     agreement = (ours.cpu().numpy() == theirs).reshape(args.poses, -1).mean(1)

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from a2h_core.config import ModelConfig  # noqa: E402
-from a2h_core.modules.models import Audio2HeadModels  # noqa: E402
-from a2h_core.io.weights import SUBMODELS, convert_checkpoint, load_models  # noqa: E402
+from a2h_core.config import ModelConfig
+from a2h_core.io.weights import convert_checkpoint, load_models
+from a2h_devkit.random_weights import random_state, save_original
+from a2h_devkit.timing import timed
 
 
-def timed(label: str, action):
-    start = time.perf_counter()
-    result = action()
-    print(f"{label:<46} {time.perf_counter() - start:7.2f} s")
+def report(label: str, action):
+    """Runs action(), prints its seconds under `label`, returns its result."""
+    result, seconds = timed(action)
+    print(f"{label:<46} {seconds:7.2f} s")
     return result
 
 
@@ -37,21 +32,18 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
         folder = Path(folder)
-        with torch.device("meta"):
-            layout = Audio2HeadModels(ModelConfig.published()).state_dict()
-        nested = {name: {key[len(name) + 1:]: torch.randn(spec.shape) if spec.is_floating_point()
-                         else torch.zeros(spec.shape, dtype=spec.dtype)
-                         for key, spec in layout.items() if key.startswith(name + ".")} for name in SUBMODELS}
-        original = folder / "audio2head.pth.tar"
-        timed("write random original checkpoint", lambda: torch.save(nested, original))
-        del nested
-        print(f"original checkpoint size: {original.stat().st_size / 1e6:.1f} MB, "
-              f"{sum(spec.numel() for spec in layout.values()):,} values")
-        converted = timed("convert_checkpoint", lambda: convert_checkpoint(original, folder / "converted.safetensors"))
-        timed("load_models(safetensors), fp32", lambda: load_models(converted))
-        timed("load_models(safetensors), bf16", lambda: load_models(converted, dtype="bf16"))
-        timed("load_models(.pth.tar), first call: converts", lambda: load_models(original))
-        timed("load_models(.pth.tar), second call: cached", lambda: load_models(original))
+        state = random_state(ModelConfig.published(), seed=0)
+        values = sum(tensor.numel() for tensor in state.values())
+        original = report("write random original checkpoint",
+                          lambda: save_original(state, folder / "audio2head.pth.tar"))
+        state.clear()  # the tensors' memory back before the loads are measured
+        print(f"original checkpoint size: {original.stat().st_size / 1e6:.1f} MB, {values:,} values")
+        converted = report("convert_checkpoint",
+                           lambda: convert_checkpoint(original, folder / "converted.safetensors"))
+        report("load_models(safetensors), fp32", lambda: load_models(converted))
+        report("load_models(safetensors), bf16", lambda: load_models(converted, dtype="bf16"))
+        report("load_models(.pth.tar), first call: converts", lambda: load_models(original))
+        report("load_models(.pth.tar), second call: cached", lambda: load_models(original))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak_mb:.0f} MB")
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,17 +28,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from a2h_core.config import FPS, ModelConfig  # noqa: E402
-from a2h_core.audio.features import extract_features  # noqa: E402
-from a2h_core.io.image import prepare_source_image  # noqa: E402
-from a2h_core.modules.models import Audio2HeadModels  # noqa: E402
-from a2h_core.inference.pipeline import PipelineConfig, generate  # noqa: E402
-from a2h_core.audio.soundtrack import load_soundtrack  # noqa: E402
-from a2h_core.io.video import VideoWriter  # noqa: E402
-from a2h_core.inference.wrapper import Audio2HeadWrapper  # noqa: E402
+from a2h_core.audio.features import AudioFeatures, extract_features
+from a2h_core.audio.soundtrack import load_soundtrack
+from a2h_core.config import FPS, ModelConfig
+from a2h_core.inference.pipeline import PipelineConfig, generate
+from a2h_core.inference.wrapper import Audio2HeadWrapper
+from a2h_core.io.image import prepare_source_image
+from a2h_core.io.video import VideoWriter
+from a2h_core.modules.models import Audio2HeadModels
+from a2h_devkit.media import soundtrack_samples
+from a2h_devkit.original import frame_difference, original_image, run_original_video_stage, shared_setup
+from a2h_devkit.speech import pcm16, speech_like
+from a2h_devkit.timing import timed
 
 
 def psnr(frames: np.ndarray, reference: np.ndarray) -> float:
@@ -47,21 +47,20 @@ def psnr(frames: np.ndarray, reference: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - start
+def encode_mp4(path: Path, frames: np.ndarray, voice: Path, batch_size: int) -> None:
+    """Writes the frames with the voice as soundtrack, batch_size frames at a time, as the pipeline streams them."""
+    with VideoWriter(path, 256, 256, soundtrack=load_soundtrack(voice)) as writer:
+        for start in range(0, len(frames), batch_size):
+            writer.write(frames[start:start + batch_size])
 
 
 def speed(args) -> None:
-    from compare_pipeline import frame_difference, original_image, run_original_video_stage, shared_setup
-
     root = args.original.resolve()
     frames = args.frames
     original, ours, image_path, features, curve = shared_setup(root, frames, args.seed)
     voice = root / "demo" / "audio" / "intro.wav"
     rate = load_soundtrack(voice).sample_rate
-    clip = load_soundtrack(voice).read_all()[0, : int((frames / FPS + 0.05) * rate)].astype(np.float64)
+    clip = soundtrack_samples(load_soundtrack(voice))[0, : int((frames / FPS + 0.05) * rate)].astype(np.float64)
     print(f"{torch.get_num_threads()} torch threads; {frames} frames; batch {args.batch_size}", flush=True)
 
     rows = []
@@ -70,7 +69,8 @@ def speed(args) -> None:
     if not args.skip_original:
         print("original per-frame loop ...", flush=True)
         cpu = time.process_time()
-        reference, seconds = run_original_video_stage(original, original_image(image_path), features, curve)
+        reference, seconds = run_original_video_stage(root, original, original_image(image_path), features,
+                                                      curve)
         rows.append(("original video stage (boxes + motion field + generator)", frames / seconds))
         cpu_rows.append(("original video stage", (time.process_time() - cpu) / frames))
         del original
@@ -87,11 +87,7 @@ def speed(args) -> None:
                                       PipelineConfig(batch_size=args.batch_size, dtype=dtype), pose_curve=curve)
         cpu_rows.append((f"ours {dtype} video stage", (time.process_time() - cpu) / frames))
         with tempfile.TemporaryDirectory() as folder:
-            def encode():
-                with VideoWriter(Path(folder) / "bench.mp4", 256, 256, soundtrack=load_soundtrack(voice)) as writer:
-                    for start in range(0, frames, args.batch_size):
-                        writer.write(result.frames[start:start + args.batch_size])
-            _, encode_seconds = timed(encode)
+            _, encode_seconds = timed(encode_mp4, Path(folder) / "bench.mp4", result.frames, voice, args.batch_size)
         stage = result.seconds
         total = feature_seconds + pose_seconds + video_seconds + encode_seconds
         rows += [
@@ -114,7 +110,8 @@ def speed(args) -> None:
         print(f"{name:<60} {value:8.3f}")
     if reference is not None and "fp32" in results:
         largest, share = frame_difference(results["fp32"], reference)
-        print(f"\nours fp32 vs original uint8 frames: max abs difference {largest}, {100 * share:.4f}% of values differ")
+        print(f"\nours fp32 vs original uint8 frames: max abs difference {largest}, "
+              f"{100 * share:.4f}% of values differ")
     for dtype, frames_out in results.items():
         if dtype != "fp32" and "fp32" in results:
             print(f"ours {dtype} vs ours fp32: PSNR {psnr(frames_out, results['fp32']):.2f} dB")
@@ -133,16 +130,13 @@ def memory(args) -> None:
 
     from scipy.io import wavfile
 
-    from a2h_core.audio.features import AudioFeatures
-
     voice = Path(args.original or "") / "demo" / "audio" / "intro.wav"
     if args.original and voice.is_file():
         rate, samples = wavfile.read(voice)
         samples = samples if samples.ndim == 1 else samples[:, 0]
-    else:  # a synthetic buzz when the original's demo audio is not at hand
+    else:  # synthetic speech when the original's demo audio is not at hand
         rate = 16000
-        t = np.arange(20 * rate) / rate
-        samples = (8000 * np.sign(np.sin(2 * np.pi * (120 + 30 * np.sin(t)) * t))).astype(np.int16)
+        samples = pcm16(speech_like(20.0, rate)[0])
     image = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
 
     def stop(done, total_frames):

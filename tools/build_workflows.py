@@ -1,7 +1,8 @@
 """Writes the example workflows in workflows/ (ComfyUI's UI format) from short graph descriptions.
 
-Widgets, slots and outputs come from the node definitions exactly as tests/test_workflows.py reads them (pack nodes
-from `define_schema`, core nodes from tests/data/comfyui_core_nodes.json), so the files match the nodes they name.
+Widgets, slots and outputs come from the node definitions exactly as tests/test_workflows.py reads them
+(a2h_devkit.workflow_layout: pack nodes from `define_schema`, core nodes from tests/data/comfyui_core_nodes.json), so
+the files match the nodes they name.
 Afterwards, `node tests/browser/check_workflows.mjs --url <ComfyUI with this pack> --resave workflows` lets the
 real frontend load and re-save each file (node sizes, slot names and order then come from the frontend itself).
 
@@ -10,17 +11,13 @@ real frontend load and re-save each file (node sizes, slot names and order then 
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from a2h_devkit.workflow_layout import all_layouts
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-
-from test_workflows import core_layout, core_snapshot, frontend_layout, pack_object_info  # noqa: E402
-
 WORKFLOW_DIR = ROOT / "workflows"
 IMAGE_FILE = "portrait.png"  # what a user puts in ComfyUI/input
 AUDIO_FILE = "speech.wav"
@@ -48,13 +45,6 @@ class Graph:
     links: list[tuple[str, str, str, str]]  # (from node key, output name, to node key, input name)
 
 
-def layouts() -> dict:
-    snapshot = core_snapshot()
-    result = {name: core_layout(snapshot, name) for name in snapshot["frontend"]}
-    result.update({name: frontend_layout(info) for name, info in pack_object_info().items()})
-    return result
-
-
 def widget_default(node_type: str, widget: dict):
     if widget["type"] == "CONTROL":
         return "fixed"
@@ -68,11 +58,11 @@ def widget_default(node_type: str, widget: dict):
     return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(widget["type"])
 
 
-def build(graph: Graph, all_layouts: dict) -> dict:
+def build(graph: Graph, layouts: dict) -> dict:
     ids = {node.key: index + 1 for index, node in enumerate(graph.nodes)}
     saved = {}
     for order, node in enumerate(graph.nodes):
-        layout = all_layouts[node.type]
+        layout = layouts[node.type]
         unknown = set(node.values) - {w["name"] for w in layout["widgets"]}
         if unknown:
             raise KeyError(f"{graph.name}: {node.type} has no widgets {sorted(unknown)}")
@@ -212,7 +202,7 @@ def replace_pose(links: list, pose_from: tuple[str, str]) -> list:
 def finish(nodes: list, frames: tuple[str, str], fps: tuple[str, str], text: str, width: int = 900) -> list:
     """Appends the video nodes after the last column and the note (`text` + SETUP); returns the video links."""
     video, links = video_out(end_x(nodes), frames, fps)
-    nodes += video + [note(text + SETUP, width=width)]
+    nodes += [*video, note(text + SETUP, width=width)]
     return links
 
 
@@ -232,7 +222,7 @@ def generator_graph(name: str, text: str, pose_tools: list, pose_width: int = 0,
 
 
 def quick_start() -> Graph:
-    nodes = inputs() + [Node("a2h", "Audio2HeadAllInOne", (350, 0), {"weights": WEIGHTS_FILE}, size=(400, 470))]
+    nodes = [*inputs(), Node("a2h", "Audio2HeadAllInOne", (350, 0), {"weights": WEIGHTS_FILE}, size=(400, 470))]
     links = finish(nodes, ("a2h", "frames"), ("a2h", "fps"), (
         "Audio2Head quick start: one portrait + one speech recording -> a talking-head video.\n\n"
         "Audio2Head (all-in-one) runs every stage: audio features, natural head motion predicted from the "
@@ -255,7 +245,7 @@ def stage_by_stage() -> Graph:
 def crop_and_paste() -> Graph:
     crop = Node("crop", "Audio2HeadCrop", (350, 0), {"x": 128, "y": 64, "width": 256, "height": 256}, size=(300, 200))
     nodes, links = stage_graph(("crop", "image"), 350 + 300 + GAP, [])
-    nodes = inputs() + [crop] + nodes
+    nodes = [*inputs(), crop, *nodes]
     paste = Node("paste", "Audio2HeadPasteBack", (end_x(nodes), 0), {"feather": 0.1}, size=(300, 120))
     nodes.append(paste)
     video_links = finish(nodes, ("paste", "frames"), ("generator", "fps"), (
@@ -325,7 +315,8 @@ def pose_from_file() -> Graph:
     ]
     return generator_graph("audio2head_pose_from_file", (
         "Audio2Head driven by a head-pose curve from a file.\n\n"
-        "Pose Load reads a .json or .csv pose curve (this pack's format, see a2h_core/pose/curve.py) or an OpenFace 2.0 "
+        "Pose Load reads a .json or .csv pose curve (this pack's format, see a2h_core/pose/curve.py) or an "
+        "OpenFace 2.0 "
         "FeatureExtraction CSV (pose_Tx .. pose_Rz, the tool the paper used for its ground truth) from "
         "ComfyUI/input, resampled to 25 fps. Copy the example workflows/example_openface_pose.csv (synthetic motion "
         "in OpenFace's layout, 30 fps) into ComfyUI/input. Pose Retime fits the curve to the audio (pingpong: loops "
@@ -355,13 +346,13 @@ EXAMPLES = [quick_start, stage_by_stage, custom_keyframes, still_head, pose_from
 
 
 def main() -> None:
-    all_layouts = layouts()
+    layouts = all_layouts()
     WORKFLOW_DIR.mkdir(exist_ok=True)
     write_openface_example(WORKFLOW_DIR / OPENFACE_FILE)
     for example in EXAMPLES:
         graph = example()
         path = WORKFLOW_DIR / f"{graph.name}.json"
-        path.write_text(json.dumps(build(graph, all_layouts), indent=2) + "\n")
+        path.write_text(json.dumps(build(graph, layouts), indent=2) + "\n")
         print(f"wrote {path.relative_to(ROOT)}")
 
 

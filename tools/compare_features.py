@@ -18,7 +18,6 @@ each with the row counts, the largest MFCC / log filter bank differences, voicin
 from __future__ import annotations
 
 import argparse
-import importlib
 import shutil
 import subprocess
 import sys
@@ -28,23 +27,10 @@ from pathlib import Path
 import numpy as np
 from scipy.io import wavfile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _espeak import espeak  # noqa: E402
-
-from a2h_core.audio.decode import to_pcm16  # noqa: E402
-from a2h_core.audio.features import extract_features  # noqa: E402
-
-# (voice, words per minute, pitch 0-99, text): several voices, speeds, pitches and languages
-ESPEAK_CLIPS = [
-    ("en", 170, 50, "The quick brown fox jumps over the lazy dog, then naps in the warm afternoon sun."),
-    ("en-us+f3", 220, 80, "She sells sea shells by the sea shore, and the shells she sells are surely shells."),
-    ("en+m7", 120, 20, "Speaking slowly and deeply, the old man told a long story about the mountains."),
-    ("de", 150, 40, "Guten Morgen, wie geht es Ihnen heute? Das Wetter ist wirklich schoen."),
-    ("fr", 160, 60, "Bonjour tout le monde, nous allons faire une petite experience avec la voix."),
-    ("es", 180, 70, "Hola, me llamo Maria y me gusta mucho cantar canciones en la playa."),
-]
+from a2h_core.audio.decode import to_pcm16
+from a2h_core.audio.features import extract_features
+from a2h_devkit.original import import_original
+from a2h_devkit.speech import ESPEAK_CLIPS, espeak
 
 
 def ffmpeg_to_16k(source: Path, target: Path) -> None:
@@ -60,7 +46,7 @@ def espeak_inputs(folder: Path) -> list[Path]:
     mp3 = folder / "espeak_0_44k_stereo.mp3"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(paths[0]), "-ac", "2", "-ar", "44100", str(mp3)],
                    check=True)
-    return paths + [mp3]
+    return [*paths, mp3]
 
 
 def describe(ours: np.ndarray, reference: np.ndarray) -> str:
@@ -83,8 +69,7 @@ def main() -> None:
     for tool in ["ffmpeg"] + ([] if args.audio else ["espeak-ng"]):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed (e.g. apt-get install {tool})")
-    sys.path.insert(0, str(args.original))
-    original = importlib.import_module("inference")  # the original's inference.py: its feature function
+    original = import_original(args.original.resolve()).inference  # the original's inference.py: its features
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -30,81 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from a2h_core.config import ModelConfig  # noqa: E402
-from a2h_core.modules.keypoints import Keypoints  # noqa: E402
-from a2h_core.modules.models import Audio2HeadModels  # noqa: E402
-
-SUBMODELS = ("audio2pose", "audio2kp", "kp_detector", "generator")
-
-
-def import_original(root: Path):
-    """Import the original's inference module and networks, patching what modern numpy/torch/CPU lack."""
-    np.float = float  # removed from numpy; used by the original's pose-box drawing
-    torch.Tensor.cuda = lambda self, *args, **kwargs: self
-    nn.Module.cuda = lambda self, *args, **kwargs: self
-    sys.path.insert(0, str(root))
-    import inference  # noqa: F401  (the original's feature and drawing functions)
-    from modules.audio2kp import AudioModel3D
-    from modules.audio2pose import audio2poseLSTM
-    from modules.generator import OcclusionAwareGenerator
-    from modules.keypoint_detector import KPDetector
-    return inference, audio2poseLSTM, AudioModel3D, KPDetector, OcclusionAwareGenerator
-
-
-def build_original(root: Path) -> dict[str, nn.Module]:
-    import yaml
-
-    _, audio2poseLSTM, AudioModel3D, KPDetector, OcclusionAwareGenerator = import_original(root)
-    params = yaml.safe_load((root / "config" / "vox-256.yaml").read_text())["model_params"]
-    opt = argparse.Namespace(**yaml.safe_load((root / "config" / "parameters.yaml").read_text()))
-    return {
-        "audio2pose": audio2poseLSTM(),
-        "audio2kp": AudioModel3D(opt),
-        "kp_detector": KPDetector(**params["kp_detector_params"], **params["common_params"]),
-        "generator": OcclusionAwareGenerator(**params["generator_params"], **params["common_params"]),
-    }
-
-
-def flat_state_dict(modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
-    return {f"{name}.{key}": value for name in SUBMODELS for key, value in modules[name].state_dict().items()}
-
-
-def randomize(modules: dict[str, nn.Module], generator: torch.Generator) -> None:
-    """Make batch norm and the (zero-initialised) Jacobian heads non-trivial; convs keep their random init."""
-    with torch.no_grad():
-        for module in modules.values():
-            for layer in module.modules():
-                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-                    n = layer.num_features
-                    layer.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                    layer.bias.copy_(torch.randn(n, generator=generator) * 0.1)
-                    layer.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
-                    layer.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-            if hasattr(module, "final"):  # generator: spread the prediction over most of 0..1, like an image
-                module.final.weight.mul_(20)
-            jacobian = getattr(module, "jacobian", None)
-            if isinstance(jacobian, nn.Module):
-                jacobian.weight.copy_(torch.randn(jacobian.weight.shape, generator=generator) * 0.002)
-            module.eval()
-
-
-def same_weights(original: dict[str, nn.Module], seed: int) -> Audio2HeadModels:
-    """`randomize` the original's modules (seeded) and strict-load the same weights into our published-width models."""
-    randomize(original, torch.Generator().manual_seed(seed))
-    ours = Audio2HeadModels(ModelConfig.published())
-    ours.load_state_dict(flat_state_dict(original), strict=True)
-    return ours
-
-
-def original_image(image_path: Path) -> torch.Tensor:
-    """The original's source image: skimage read, first three channels, cv2.resize, img_as_float32."""
-    import cv2
-    from skimage import img_as_float32, io
-
-    image = cv2.resize(io.imread(str(image_path))[:, :, :3], (256, 256))
-    return torch.from_numpy(np.array(img_as_float32(image)).transpose(2, 0, 1)).unsqueeze(0)
+from a2h_core.modules.keypoints import Keypoints
+from a2h_devkit.original import build_original, flat_state_dict, import_original, original_image, same_weights
 
 
 def diff(name: str, ours: torch.Tensor, theirs: torch.Tensor, context: torch.Tensor | None = None) -> None:
@@ -136,7 +62,9 @@ def float64(modules: list[nn.Module]):
 
 
 def make_inputs(root: Path, frames: int, seed: int):
-    inference = sys.modules["inference"]
+    """The original's demo image, its features of the demo audio (`frames` frames), one motion-field window of them
+    (zero-padded) and 64 random pose boxes drawn with its own drawing function."""
+    inference = import_original(root).inference
     image = original_image(root / "demo" / "img" / "paint.jpg")
     features = inference.get_audio_feature_from_audio(str(root / "demo" / "audio" / "intro.wav"))
     features = features[: frames * 4].astype(np.float32).reshape(frames, 4, 41)

@@ -24,11 +24,6 @@ class Soundtrack:
         self.channels = channels  # 1 (mono) or 2 (stereo)
         self.chunks = chunks  # the samples, piece by piece
 
-    def read_all(self) -> np.ndarray:
-        """Every remaining sample, [channels, samples] float32."""
-        pieces = list(self.chunks)
-        return np.concatenate(pieces, axis=1) if pieces else np.zeros((self.channels, 0), np.float32)
-
 
 def load_soundtrack(source, sample_rate: int | None = None) -> Soundtrack:
     """The audio to put in the video, from any source `a2h_core.audio.intake` reads.

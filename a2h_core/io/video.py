@@ -119,27 +119,3 @@ class VideoWriter:
 def _remove_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-
-
-def read_video_info(path: str | os.PathLike) -> dict:
-    """Frame rate, frame count, size and sound duration of an MP4 (what tests and users check)."""
-    import av
-
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        info = {
-            "fps": video.average_rate,
-            "frames": video.frames,
-            "width": video.codec_context.width,
-            "height": video.codec_context.height,
-            "video_codec": video.codec_context.name,
-            "video_seconds": float(video.duration * video.time_base) if video.duration else None,
-            "audio_codec": None,
-            "audio_seconds": None,
-        }
-        if container.streams.audio:
-            audio = container.streams.audio[0]
-            info["audio_codec"] = audio.codec_context.name
-            info["audio_seconds"] = float(audio.duration * audio.time_base) if audio.duration else None
-            info["sample_rate"] = audio.codec_context.sample_rate
-    return info

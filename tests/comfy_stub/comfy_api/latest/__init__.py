@@ -12,7 +12,7 @@ IS_TEST_DOUBLE = True  # lets tests tell this package from the real one
 class ComfyExtension(ABC):
     """What `comfy_entrypoint()` returns; ComfyUI awaits `get_node_list()`."""
 
-    async def on_load(self) -> None:
+    async def on_load(self) -> None:  # noqa: B027  (optional hook, empty by default as in ComfyUI)
         """Called once when the extension is loaded."""
 
     @abstractmethod

@@ -28,8 +28,8 @@ class Input:
 
     Parent: type = None
 
-    def __init__(self, id: str, display_name: str = None, optional: bool = False, tooltip: str = None,
-                 lazy: bool = None, **options):
+    def __init__(self, id: str, display_name: str | None = None, optional: bool = False, tooltip: str | None = None,
+                 lazy: bool | None = None, **options):
         self.id = id
         self.display_name = display_name
         self.optional = optional
@@ -49,7 +49,8 @@ class Input:
 class Output:
     Parent: type = None
 
-    def __init__(self, id: str = None, display_name: str = None, tooltip: str = None, is_output_list: bool = False):
+    def __init__(self, id: str | None = None, display_name: str | None = None, tooltip: str | None = None,
+                 is_output_list: bool = False):
         self.id = id
         self.display_name = display_name
         self.tooltip = tooltip
@@ -84,8 +85,8 @@ Combo = _socket_type("COMBO")
 
 
 class _ComboInput(Input):
-    def __init__(self, id: str, options: list = None, display_name: str = None, optional: bool = False,
-                 tooltip: str = None, lazy: bool = None, **widget):
+    def __init__(self, id: str, options: list | None = None, display_name: str | None = None, optional: bool = False,
+                 tooltip: str | None = None, lazy: bool | None = None, **widget):
         super().__init__(id, display_name, optional, tooltip, lazy, options=options, **widget)
 
 
@@ -125,7 +126,7 @@ class ComfyNode:
         raise NotImplementedError
 
     @classmethod
-    def execute(cls, **kwargs) -> "NodeOutput":
+    def execute(cls, **kwargs) -> NodeOutput:
         raise NotImplementedError
 
     @classmethod
@@ -163,7 +164,7 @@ class ComfyNode:
 
 
 class NodeOutput:
-    def __init__(self, *args: Any, ui=None, expand: dict = None, block_execution: str = None):
+    def __init__(self, *args: Any, ui=None, expand: dict | None = None, block_execution: str | None = None):
         self.args = args
         self.ui = ui
         self.expand = expand
