@@ -1,0 +1,1 @@
+"""Development kit shared by the tests and tools (never imported by the library or the nodes)."""
