@@ -38,8 +38,10 @@ def inputs(tmp_path_factory):
 
 
 def _generate_args(inputs, out, *extra):
+    """generate on the noise 'portrait' (no face in it: the whole image unless a box is given)."""
+    crop = [] if "--crop" in extra else ["--crop", "none"]
     return ["generate", "--image", str(inputs / "face.png"), "--audio", str(inputs / "speech.wav"),
-            "--weights", str(inputs / "reduced.safetensors"), "--out", str(out), *extra]
+            "--weights", str(inputs / "reduced.safetensors"), "--out", str(out), *crop, *extra]
 
 
 def test_generate_writes_the_video(inputs, tmp_path, capsys):
@@ -58,7 +60,7 @@ def test_generate_writes_the_video(inputs, tmp_path, capsys):
 def test_subcommands_are_registered():
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(commands) == {"generate", "features", "pose", "convert"}
+    assert set(commands) == {"generate", "crop", "features", "pose", "convert"}
     for name in commands:
         assert callable(parser.parse_args([name] + _minimal_args(name)).func)
 
@@ -66,6 +68,7 @@ def test_subcommands_are_registered():
 def _minimal_args(name):
     return {"generate": ["--image", "a.png", "--audio", "a.wav", "--weights", "w", "--out", "o.mp4"],
             "features": ["--audio", "a.wav", "--out", "f.npy"],
+            "crop": ["--image", "a.png"],
             "pose": [],
             "convert": ["in.pth.tar"]}[name]
 

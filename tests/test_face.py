@@ -26,7 +26,7 @@ from a2h_core.io.image import CropBox, crop_padded, prepare_source_image
 from a2h_core.previews.face_boxes import CROP_COLOUR, FACE_COLOUR, draw_face_crop
 
 pytest.importorskip("skimage", reason="the test photographs come from scikit-image (requirements-test.txt)")
-from a2h_devkit.face_scenes import background, build_scenes, scene  # noqa: E402
+from a2h_devkit.face_scenes import background, build_scenes, scene
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = build_scenes()
@@ -62,7 +62,8 @@ def overlap(a, b) -> float:
 
 def contains(outer, inner, slack: float = 0.0) -> bool:
     return (outer[0] - slack <= inner[0] and outer[1] - slack <= inner[1]
-            and inner[0] + inner[2] <= outer[0] + outer[2] + slack and inner[1] + inner[3] <= outer[1] + outer[3] + slack)
+            and inner[0] + inner[2] <= outer[0] + outer[2] + slack
+            and inner[1] + inner[3] <= outer[1] + outer[3] + slack)
 
 
 # ------------------------------------------------------------------------------------------------ the command line
@@ -99,9 +100,9 @@ def test_crop_command_as_a_process_with_preview(tmp_path):
     assert set(result) >= {"face", "crop", "detector", "score"}
     drawn = np.asarray(Image.open(preview).convert("RGB"))
     assert drawn.shape == built.image.shape
-    x, y, w, h = result["crop"]
+    x, y, _, h = result["crop"]
     assert tuple(drawn[y + h // 2, x + 1]) == CROP_COLOUR  # the crop's left edge
-    fx, fy, fw, fh = (round(v) for v in result["face"])
+    fx, fy, _, fh = (round(v) for v in result["face"])
     assert np.abs(drawn[fy + fh // 2, fx - 2:fx + 3].astype(int) - FACE_COLOUR).sum(1).min() < 30
 
 
@@ -137,7 +138,7 @@ def test_overrides_change_scale_and_offset(mtcnn):
     assert abs(wide.box.width - 2 * base.box.width) <= 2
     size = face_size(base.face.landmarks)
     assert higher.box.y == pytest.approx(base.box.y - 0.5 * size, abs=1.5) and higher.box.width == base.box.width
-    with pytest.raises(Audio2HeadError, match="scale of 0.5..20"):
+    with pytest.raises(Audio2HeadError, match=r"scale of 0\.5\.\.20"):
         face_crop(built.image, detector=mtcnn, scale=0.1)
 
 

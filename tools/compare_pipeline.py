@@ -102,7 +102,8 @@ def run_ours(models: Audio2HeadModels, image_path: Path, features: AudioFeatures
              batch_size: int, dtype: str = "fp32"):
     """Our streamed, batched video stage on the same inputs; returns (frames, seconds, seconds per stage)."""
     start_time = time.perf_counter()
-    result = generate(image_path, features, models, PipelineConfig(batch_size=batch_size, dtype=dtype),
+    # crop=None: the original resizes the whole image to 256x256 (generate --crop none), so the frames compare 1:1.
+    result = generate(image_path, features, models, PipelineConfig(batch_size=batch_size, dtype=dtype, crop=None),
                       pose_curve=curve)
     return result.frames, time.perf_counter() - start_time, result.seconds
 
