@@ -256,7 +256,7 @@ def test_stage_by_stage_graph_matches_the_all_in_one_node(model):
     assert float(frames.std()) > 0
 
     aio = run("Audio2HeadAllInOne", image=image, audio=audio, weights=WEIGHTS_NAME, device="cpu", dtype="fp32",
-              batch_size=3)
+              batch_size=3, crop="none", paste_back=True, detector="auto")
     assert torch.equal(aio[0], frames) and aio[1] == FPS and aio[2] is audio
     np.testing.assert_array_equal(aio[3].values, pose.values)
     overlay = run("Audio2HeadKeypointOverlay", images=frames[:4], keypoints=kp_driving[:4], radius=2)[0]
@@ -303,7 +303,9 @@ def test_cancel_through_the_progress_bar_stops_generation(model, monkeypatch):
 # ------------------------------------------------------------------------------------------------------ crop
 def test_crop_and_paste_back(model):
     picture = comfy_image(height=181, width=240)
-    face, crop = run("Audio2HeadCrop", image=picture, x=40, y=20, width=150, height=150).args
+    manual = {"mode": "manual", "detector": "auto", "face_index": 0, "crop_scale": 3.83, "crop_offset": -0.48}
+    face, crop, preview = run("Audio2HeadCrop", image=picture, **manual, x=40, y=20, width=150, height=150).args
+    assert preview.shape == (1, 181, 240, 3)
     assert face.shape == (1, 256, 256, 3)
     frames = comfy_image(height=256, width=256, batch=3, seed=5)
     pasted, mask = run("Audio2HeadPasteBack", frames=frames, crop=crop, feather=0.1).args
@@ -312,5 +314,5 @@ def test_crop_and_paste_back(model):
     assert float(mask[0, 95, 115]) == 1.0 and float(mask[0, 5, 5]) == 0.0
     outside = mask[0] == 0
     assert torch.equal(pasted[:, outside], picture[:, :180, :240][:, outside].expand(3, -1, -1))
-    with pytest.raises(Audio2HeadError, match="x, y, width, height"):
-        run("Audio2HeadCrop", image=picture, x=200, y=0, width=100, height=100)
+    with pytest.raises(Audio2HeadError, match="x, y, width, height.*entirely outside"):
+        run("Audio2HeadCrop", image=picture, **manual, x=300, y=0, width=100, height=100)

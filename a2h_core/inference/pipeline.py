@@ -43,6 +43,7 @@ class PipelineConfig:
     crop_scale: float | None = None  # crop side in face sizes (None: the calibrated default)
     crop_offset: float | None = None  # crop centre below the face centre, in face sizes (None: the default)
     face_models_dir: Path | str | None = None  # folder for the face detector's weights (None: the caches)
+    paste_back: bool = True  # with a crop: blend the animated face into the full picture (False: the 256x256 frames)
     feather: float = 0.1  # paste-back blend width as a fraction of the crop box's shorter side
     crf: int = 18  # H.264 constant rate factor (lower = better quality, larger file)
     save_intermediates: Path | str | None = None  # folder for every stage's output (`intermediates.INTERMEDIATE_FILES`)
@@ -115,7 +116,7 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     source, crop_info = timer.run("image", prepare_source_image, rgb, crop)
     writer = None
     if out_path is not None:  # checked before the long stages: a bad name fails at once
-        width, height = _output_size(crop_info)
+        width, height = _output_size(crop_info if config.paste_back else None)
         writer = VideoWriter(out_path, width, height, crf=config.crf)
     if isinstance(audio, AudioFeatures):
         features, soundtrack = audio, None
@@ -149,7 +150,7 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
         source, kp_source, driving, batch_size=config.batch_size, progress=progress, total=num_frames))
     if saver is not None:
         frames = _tap(frames, saver.frames)
-    if crop_info is not None:
+    if crop_info is not None and config.paste_back:
         frames = timer.time("paste-back", _paste_all(frames, crop_info, config.feather, wrapper.device))
 
     try:
