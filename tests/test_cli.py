@@ -135,7 +135,7 @@ def test_pose_predicts_the_curve_of_the_pose_stage(inputs, tmp_path):
 
     out = tmp_path / "predicted.json"
     code = cli.main(["pose", "--image", str(inputs / "face.png"), "--audio", str(inputs / "speech.wav"),
-                     "--weights", str(inputs / "reduced.safetensors"), "--out", str(out)])
+                     "--weights", str(inputs / "reduced.safetensors"), "--crop", "none", "--out", str(out)])
     assert code == 0
     features = extract_features(inputs / "speech.wav")
     source, _ = prepare_source_image(inputs / "face.png")

@@ -9,6 +9,7 @@ from a2h_core.audio.features import extract_features
 from a2h_core.cli.progress import ProgressBar
 from a2h_core.errors import Audio2HeadError
 from a2h_core.face.video_pose import DEFAULT_SMOOTHING, fit_video_pose
+from a2h_core.inference.pipeline import PipelineConfig, resolve_crop
 from a2h_core.inference.wrapper import Audio2HeadWrapper
 from a2h_core.io.image import prepare_source_image
 from a2h_core.io.weights import load_models
@@ -116,7 +117,8 @@ def add_prediction_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--audio", type=Path, help="speech")
     group.add_argument("--weights", help="weights: a .safetensors or .pth.tar file, a folder, or a Hub repo id")
     group.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
-    group.add_argument("--crop", metavar="X,Y,W,H", help="face box in the image, as for generate")
+    group.add_argument("--crop", default="auto", metavar="auto|none|X,Y,W,H",
+                       help="the crop of the image the predictor sees, as for generate (default auto)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
         raise Audio2HeadError("pose: give either a curve to start from (--input, --from-keyframes) or "
                               "--image/--audio/--weights to predict one, not both")
     features = extract_features(args.audio)
-    source, _ = prepare_source_image(args.image, args.crop)
+    crop = resolve_crop(args.image, PipelineConfig(crop=args.crop, face_detector=args.face_detector),
+                        log=lambda message: print(message, file=sys.stderr), what=repr(str(args.image)))
+    source, _ = prepare_source_image(args.image, crop)
     models = load_models(args.weights, device=args.device)
     curve = Audio2HeadWrapper(models, device=args.device).predict_poses(source, features)
     print(f"Predicted {len(curve)} poses for {features.num_frames} frames", file=sys.stderr)

@@ -38,7 +38,7 @@ FACE_TEMPLATE = _TEMPLATE_MM @ ypr_to_matrix(np.array([0.0, TEMPLATE_PITCH, 0.0]
 # How much each landmark counts in the fit. The mouth corners move with speech and smiles (a smile alone would
 # read as a 25 degree nod), so they only break the tie between the two mirror-image pitch solutions.
 LANDMARK_WEIGHTS = np.array([1.0, 1.0, 1.0, 0.03, 0.03])
-TRANSLATION_UNITS_PER_MM = 0.830  # model translation units per template millimetre (calibrated on the demo images)
+TRANSLATION_UNITS_PER_MM = 0.813  # model translation units per template millimetre (calibrated on the demo images)
 
 
 def project(poses: np.ndarray, points: np.ndarray = FACE_TEMPLATE, focal: float = FOCAL_LENGTH,
