@@ -32,7 +32,8 @@ from nodes import model_loader  # noqa: E402
 NODE_IDS = [
     "Audio2HeadModelLoader", "Audio2HeadAudioFeatures", "Audio2HeadPosePredictor", "Audio2HeadPoseLoad",
     "Audio2HeadPoseSave", "Audio2HeadPoseKeyframes", "Audio2HeadPoseEdit", "Audio2HeadPoseRetime",
-    "Audio2HeadPoseBlend", "Audio2HeadStillHead", "Audio2HeadPoseFromVideo", "Audio2HeadPosePlot", "Audio2HeadPoseBoxes",
+    "Audio2HeadPoseBlend", "Audio2HeadStillHead", "Audio2HeadPoseFromVideo", "Audio2HeadPosePlot",
+    "Audio2HeadPoseBoxes",
     "Audio2HeadKeypointDetector", "Audio2HeadMotionField", "Audio2HeadGenerator", "Audio2HeadCrop",
     "Audio2HeadPasteBack", "Audio2HeadKeypointOverlay", "Audio2HeadAllInOne",
 ]
