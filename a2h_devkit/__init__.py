@@ -13,5 +13,7 @@ One module per concern:
 - `pose_boxes`: random poses in the training range and the original's OpenCV drawing of the pose box;
 - `workflow_layout`: the widgets and slots the ComfyUI frontend builds for each node of a workflow;
 - `web_fixtures`: the keyframe curves the web editor's JavaScript is tested against;
-- `timing`: wall-clock timing for the benchmarks.
+- `timing`: wall-clock timing for the benchmarks;
+- `media`: what tests read back from our outputs (an MP4's streams, a soundtrack's samples);
+- `face_scenes`: test photographs with faces at known places, built from scikit-image's portraits.
 """

@@ -5,7 +5,8 @@ Node ids (stable; workflows refer to them), all prefixed "Audio2Head", categorie
 - loaders:  Audio2HeadModelLoader
 - audio:    Audio2HeadAudioFeatures
 - pose:     Audio2HeadPosePredictor, Audio2HeadPoseLoad, Audio2HeadPoseSave, Audio2HeadPoseKeyframes,
-            Audio2HeadPoseEdit, Audio2HeadPoseRetime, Audio2HeadPoseBlend, Audio2HeadStillHead
+            Audio2HeadPoseEdit, Audio2HeadPoseRetime, Audio2HeadPoseBlend, Audio2HeadStillHead,
+            Audio2HeadPoseFromVideo
 - preview:  Audio2HeadPosePlot, Audio2HeadPoseBoxes, Audio2HeadKeypointOverlay
 - motion:   Audio2HeadKeypointDetector, Audio2HeadMotionField, Audio2HeadGenerator
 - image:    Audio2HeadCrop, Audio2HeadPasteBack
@@ -41,6 +42,7 @@ from .pose_tools import (
     Audio2HeadPoseSave,
     Audio2HeadStillHead,
 )
+from .pose_video import Audio2HeadPoseFromVideo
 from .render import Audio2HeadPoseBoxes, Audio2HeadPosePlot
 
 NODE_CLASSES = [
@@ -54,6 +56,7 @@ NODE_CLASSES = [
     Audio2HeadPoseRetime,
     Audio2HeadPoseBlend,
     Audio2HeadStillHead,
+    Audio2HeadPoseFromVideo,
     Audio2HeadPosePlot,
     Audio2HeadPoseBoxes,
     Audio2HeadKeypointDetector,

@@ -8,6 +8,7 @@ from a2h_core.inference.pipeline import PipelineConfig, generate
 
 from . import comfy
 from .common import BATCH_POLICY, CATEGORY, frames_to_image, pose_ui, single_audio, single_image
+from .crop import face_detector_inputs
 from .generate import BATCH_SIZE_TOOLTIP
 from .model_loader import device_inputs, load_cached, weights_input
 from .types import A2HPose
@@ -26,19 +27,28 @@ class Audio2HeadAllInOne(io.ComfyNode):
                         "audio (or taken from an optional pose curve). Connect frames, fps and audio to Create "
                         "Video, then Save Video.",
             inputs=[
-                io.Image.Input("image", tooltip=f"Portrait; the whole image is resized to 256x256 (use Audio2Head "
-                                                f"Crop for a face in a larger picture). {BATCH_POLICY}"),
+                io.Image.Input("image", tooltip=f"Portrait of any size: the face is found and framed as the model "
+                                                f"was trained (crop auto). {BATCH_POLICY}"),
                 io.Audio.Input("audio", tooltip="Speech recording (any sample rate and channel count). A batch of "
                                                 "clips uses the first one."),
                 weights_input(),
                 *device_inputs(),
                 io.Int.Input("batch_size", default=8, min=1, max=256, tooltip=BATCH_SIZE_TOOLTIP),
+                io.Combo.Input("crop", options=["auto", "none"], default="auto",
+                               tooltip="auto: find the face and animate the model's square crop around it; none: "
+                                       "resize the whole image to 256x256 (the original's behaviour, for pictures "
+                                       "already framed like its demo images)."),
+                io.Boolean.Input("paste_back", default=True,
+                                 tooltip="With crop auto: blend the animated face back into the full picture (frames "
+                                         "at the picture's size, even sides); off: the 256x256 crop frames."),
+                *face_detector_inputs(),
                 A2HPose.Input("pose", optional=True,
                               tooltip="Optional head-pose curve to use instead of the predicted one (from the pose "
                                       "tools). Its last pose is held if it is shorter than the audio."),
             ],
             outputs=[
-                io.Image.Output(display_name="frames", tooltip="Video frames [N, 256, 256, 3], 25 fps."),
+                io.Image.Output(display_name="frames", tooltip="Video frames at 25 fps: the full picture with the face "
+                                                               "pasted back, or [N, 256, 256, 3] without paste-back."),
                 io.Float.Output(display_name="fps", tooltip="Frame rate (25)."),
                 io.Audio.Output(display_name="audio", tooltip="The input audio, for Create Video."),
                 A2HPose.Output(display_name="pose", tooltip="The head-pose curve that drove the video."),
@@ -46,11 +56,14 @@ class Audio2HeadAllInOne(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, audio, weights, device, dtype, batch_size, pose=None) -> io.NodeOutput:
+    def execute(cls, image, audio, weights, device, dtype, batch_size, crop, paste_back, detector,
+                pose=None) -> io.NodeOutput:
         model = load_cached(weights, device, dtype)
         image = single_image(image)
         audio = single_audio(audio)
-        config = PipelineConfig(device=model.load_device, dtype=model.dtype, batch_size=batch_size)
+        config = PipelineConfig(device=model.load_device, dtype=model.dtype, batch_size=batch_size, crop=crop,
+                                paste_back=paste_back, face_detector=detector,
+                                face_models_dir=comfy.face_models_dir())
         progress = comfy.Progress(1)  # generate() reports the real frame count with its first update
         with model.on_device() as models:
             result = generate(image, audio, models, config, pose_curve=pose, progress=progress)

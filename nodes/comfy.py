@@ -77,6 +77,23 @@ def model_file_path(name: str) -> Path | None:
     return None
 
 
+FACE_FOLDER = "face_detection"  # models/<this>: yunet_final.pth (downloaded once) and optional mtcnn/ weights
+FACE_EXTENSIONS = {".pth", ".pt", ".lz4"}
+
+
+def face_models_dir() -> Path:
+    """models/face_detection (registered with folder_paths), or $AUDIO2HEAD_FACE_MODELS_DIR outside ComfyUI (default
+    ./models/face_detection). The YuNet detector is downloaded there once."""
+    folder_paths = _folder_paths()
+    if folder_paths is None:
+        return Path(os.environ.get("AUDIO2HEAD_FACE_MODELS_DIR", os.path.join("models", FACE_FOLDER)))
+    default = os.path.join(folder_paths.models_dir, FACE_FOLDER)
+    paths, _ = folder_paths.folder_names_and_paths.get(FACE_FOLDER, ([], set()))
+    folder_paths.folder_names_and_paths[FACE_FOLDER] = ([default] + [p for p in paths if p != default],
+                                                        set(FACE_EXTENSIONS))
+    return Path(default)
+
+
 # ---------------------------------------------------------------------------------------------- devices
 def load_device() -> torch.device:
     """The device ComfyUI computes on (`get_torch_device`), CPU outside ComfyUI."""

@@ -28,8 +28,10 @@ def inputs(tmp_path_factory, reduced_weights):
 
 
 def _generate_args(inputs, out, *extra):
+    """generate on the noise 'portrait' (no face in it: the whole image unless a box is given)."""
+    crop = [] if "--crop" in extra else ["--crop", "none"]
     return ["generate", "--image", str(inputs.image), "--audio", str(inputs.audio), "--weights", str(inputs.weights),
-            "--out", str(out), *extra]
+            "--out", str(out), *crop, *extra]
 
 
 def test_generate_writes_the_video(inputs, tmp_path, capsys):
@@ -48,7 +50,7 @@ def test_generate_writes_the_video(inputs, tmp_path, capsys):
 def test_subcommands_are_registered():
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(commands) == {"generate", "features", "pose", "convert"}
+    assert set(commands) == {"generate", "crop", "features", "pose", "convert"}
     for name in commands:
         assert callable(parser.parse_args([name, *_minimal_args(name)]).func)
 
@@ -56,6 +58,7 @@ def test_subcommands_are_registered():
 def _minimal_args(name):
     return {"generate": ["--image", "a.png", "--audio", "a.wav", "--weights", "w", "--out", "o.mp4"],
             "features": ["--audio", "a.wav", "--out", "f.npy"],
+            "crop": ["--image", "a.png"],
             "pose": [],
             "convert": ["in.pth.tar"]}[name]
 
@@ -122,7 +125,7 @@ def test_pose_predicts_the_curve_of_the_pose_stage(inputs, tmp_path):
 
     out = tmp_path / "predicted.json"
     code = cli.main(["pose", "--image", str(inputs.image), "--audio", str(inputs.audio),
-                     "--weights", str(inputs.weights), "--out", str(out)])
+                     "--weights", str(inputs.weights), "--crop", "none", "--out", str(out)])
     assert code == 0
     features = extract_features(inputs.audio)
     source, _ = prepare_source_image(inputs.image)

@@ -83,10 +83,11 @@ def test_crop_box_parsing_and_bounds():
     assert CropBox.parse("10, 20,30,40") == CropBox(10, 20, 30, 40)
     with pytest.raises(Audio2HeadError, match="x,y,width,height"):
         CropBox.parse("10,20,30")
-    with pytest.raises(Audio2HeadError, match="leaves the 100x50 image"):
-        CropBox(80, 0, 30, 30).check_inside(100, 50)
+    CropBox(80, 0, 30, 30).check_overlaps(100, 50)  # partly outside: padded, not refused
+    with pytest.raises(Audio2HeadError, match="entirely outside the 100x50 image"):
+        CropBox(100, 0, 30, 30).check_overlaps(100, 50)
     with pytest.raises(Audio2HeadError, match="no area"):
-        CropBox(0, 0, 0, 10).check_inside(100, 50)
+        CropBox(0, 0, 0, 10).check_overlaps(100, 50)
 
 
 def test_prepare_with_crop_resizes_only_the_box():

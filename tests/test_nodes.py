@@ -27,7 +27,8 @@ ROOT = TESTS.parent
 NODE_IDS = [
     "Audio2HeadModelLoader", "Audio2HeadAudioFeatures", "Audio2HeadPosePredictor", "Audio2HeadPoseLoad",
     "Audio2HeadPoseSave", "Audio2HeadPoseKeyframes", "Audio2HeadPoseEdit", "Audio2HeadPoseRetime",
-    "Audio2HeadPoseBlend", "Audio2HeadStillHead", "Audio2HeadPosePlot", "Audio2HeadPoseBoxes",
+    "Audio2HeadPoseBlend", "Audio2HeadStillHead", "Audio2HeadPoseFromVideo", "Audio2HeadPosePlot",
+    "Audio2HeadPoseBoxes",
     "Audio2HeadKeypointDetector", "Audio2HeadMotionField", "Audio2HeadGenerator", "Audio2HeadCrop",
     "Audio2HeadPasteBack", "Audio2HeadKeypointOverlay", "Audio2HeadAllInOne",
 ]
@@ -218,7 +219,7 @@ def test_stage_by_stage_graph_matches_the_all_in_one_node(model, weights, run_no
     assert float(frames.std()) > 0
 
     aio = run_node("Audio2HeadAllInOne", image=image, audio=audio, weights=weights, device="cpu", dtype="fp32",
-                   batch_size=3)
+                   batch_size=3, crop="none", paste_back=True, detector="auto")
     assert aio[1] == FPS and aio[2] is audio
     np.testing.assert_array_equal(aio[3].values, pose.values)  # the same instance on the same input
     # Batches of 3 and of 4 frames may take different CPU convolution kernels: the float32 prediction then differs in
@@ -270,7 +271,9 @@ def test_cancel_through_the_progress_bar_stops_generation(model, monkeypatch, ru
 # ------------------------------------------------------------------------------------------------------ crop
 def test_crop_and_paste_back(model, run_node, comfy_image):
     picture = comfy_image(height=181, width=240)
-    face, crop = run_node("Audio2HeadCrop", image=picture, x=40, y=20, width=150, height=150).args
+    manual = {"mode": "manual", "detector": "auto", "face_index": 0, "crop_scale": 3.8, "crop_offset": -0.5}
+    face, crop, preview = run_node("Audio2HeadCrop", image=picture, **manual, x=40, y=20, width=150, height=150).args
+    assert preview.shape == (1, 181, 240, 3)
     assert face.shape == (1, 256, 256, 3)
     frames = comfy_image(height=256, width=256, batch=3, seed=5)
     pasted, mask = run_node("Audio2HeadPasteBack", frames=frames, crop=crop, feather=0.1).args
@@ -279,5 +282,5 @@ def test_crop_and_paste_back(model, run_node, comfy_image):
     assert float(mask[0, 95, 115]) == 1.0 and float(mask[0, 5, 5]) == 0.0
     outside = mask[0] == 0
     assert torch.equal(pasted[:, outside], picture[:, :180, :240][:, outside].expand(3, -1, -1))
-    with pytest.raises(Audio2HeadError, match="x, y, width, height"):
-        run_node("Audio2HeadCrop", image=picture, x=200, y=0, width=100, height=100)
+    with pytest.raises(Audio2HeadError, match=r"x, y, width, height.*entirely outside"):
+        run_node("Audio2HeadCrop", image=picture, **manual, x=300, y=0, width=100, height=100)

@@ -279,7 +279,8 @@ def test_generate_writes_an_mp4_with_intermediates(models, tmp_path):
 def test_generate_in_memory_with_a_custom_curve(models, source):
     features = _features(10)
     with pytest.warns(A2HWarning, match="last pose is held"):
-        result = generate(np.zeros((64, 64, 3), np.uint8), features, models, pose_curve=_poses(4))
+        result = generate(np.zeros((64, 64, 3), np.uint8), features, models, PipelineConfig(crop=None),
+                          pose_curve=_poses(4))
     assert result.frames.shape == (10, 256, 256, 3) and result.out_path is None
     assert set(result.seconds) >= {"motion field", "generator"}
 
@@ -288,7 +289,9 @@ def test_generate_errors_leave_no_file(models, tmp_path):
     with pytest.raises(Audio2HeadError, match="source image"):
         generate(tmp_path / "missing.png", _features(5), models, out_path=tmp_path / "x.mp4")
     with pytest.raises(Audio2HeadError, match="less than one video frame"):
-        generate(np.zeros((64, 64, 3), np.uint8), AudioFeatures(values=np.zeros((2, 41))), models)
+        generate(np.zeros((64, 64, 3), np.uint8), AudioFeatures(values=np.zeros((2, 41))), models,
+                 PipelineConfig(crop=None))
     with pytest.raises(Audio2HeadError, match=r"must end in .mp4"):  # before any model work
-        generate(np.zeros((64, 64, 3), np.uint8), tmp_path / "missing.wav", models, out_path=tmp_path / "x.avi")
+        generate(np.zeros((64, 64, 3), np.uint8), tmp_path / "missing.wav", models, PipelineConfig(crop=None),
+                 out_path=tmp_path / "x.avi")
     assert os.listdir(tmp_path) == []

@@ -83,8 +83,8 @@ def speed(args) -> None:
         source, _ = prepare_source_image(image_path)
         _, pose_seconds = timed(wrapper.predict_poses, source, features)
         cpu = time.process_time()
-        result, video_seconds = timed(generate, image_path, features, ours,
-                                      PipelineConfig(batch_size=args.batch_size, dtype=dtype), pose_curve=curve)
+        config = PipelineConfig(batch_size=args.batch_size, dtype=dtype, crop=None)  # the original's whole-image resize
+        result, video_seconds = timed(generate, image_path, features, ours, config, pose_curve=curve)
         cpu_rows.append((f"ours {dtype} video stage", (time.process_time() - cpu) / frames))
         with tempfile.TemporaryDirectory() as folder:
             _, encode_seconds = timed(encode_mp4, Path(folder) / "bench.mp4", result.frames, voice, args.batch_size)
@@ -161,7 +161,8 @@ def memory(args) -> None:
         models = Audio2HeadModels(ModelConfig.published()).eval().requires_grad_(False)
         start = time.perf_counter()
         try:
-            generate(image, path, models, PipelineConfig(batch_size=args.batch_size), out_path=Path(folder) / "out.mp4",
+            generate(image, path, models, PipelineConfig(batch_size=args.batch_size, crop=None),
+                     out_path=Path(folder) / "out.mp4",
                      progress=stop, features=features,
                      log=lambda message: print(f"  {time.perf_counter() - start:7.1f} s  {message}", flush=True))
         except _StopAfter as stopped:

@@ -243,17 +243,19 @@ def stage_by_stage() -> Graph:
 
 
 def crop_and_paste() -> Graph:
-    crop = Node("crop", "Audio2HeadCrop", (350, 0), {"x": 128, "y": 64, "width": 256, "height": 256}, size=(300, 200))
+    crop = Node("crop", "Audio2HeadCrop", (350, 0), {"mode": "auto"}, size=(300, 420))
     nodes, links = stage_graph(("crop", "image"), 350 + 300 + GAP, [])
     nodes = [*inputs(), crop, *nodes]
     paste = Node("paste", "Audio2HeadPasteBack", (end_x(nodes), 0), {"feather": 0.1}, size=(300, 120))
     nodes.append(paste)
     video_links = finish(nodes, ("paste", "frames"), ("generator", "fps"), (
         "Audio2Head on a face inside a larger picture: crop, animate, paste back.\n\n"
-        "Audio2Head Crop cuts the face box (x, y, width, height in pixels of the full picture; a square box around "
-        "the head with some margin works best) and resizes it to the 256x256 the networks need. After the "
-        "Generator, Paste Back blends every frame into the full picture with a feathered edge, so the video has "
-        "the full picture's size (cut to even width and height for H.264).\n\n"))
+        "Audio2Head Crop finds the face in any portrait (mode auto) and cuts the square head-and-shoulders crop the "
+        "model was trained on, resized to 256x256; its preview shows the face box (green) and the crop (orange). "
+        "Several faces: the largest is used, face_index picks another; crop_scale and crop_offset change the "
+        "framing; mode manual takes your own x, y, width, height. After the Generator, Paste Back blends every "
+        "frame into the full picture with a feathered edge, so the video has the full picture's size (cut to even "
+        "width and height for H.264).\n\n"))
     links += [("image", "IMAGE", "crop", "image"), ("generator", "frames", "paste", "frames"),
               ("crop", "crop", "paste", "crop")]
     return Graph("audio2head_crop_and_paste_back", nodes, links + video_links)

@@ -30,7 +30,8 @@ def run_ours(models: Audio2HeadModels, image_path: Path, features: AudioFeatures
              batch_size: int):
     """Our streamed, batched video stage on the same inputs; returns (frames, seconds)."""
     start_time = time.perf_counter()
-    result = generate(image_path, features, models, PipelineConfig(batch_size=batch_size), pose_curve=curve)
+    # crop=None: the original resizes the whole image to 256x256 (generate --crop none), so the frames compare 1:1.
+    result = generate(image_path, features, models, PipelineConfig(batch_size=batch_size, crop=None), pose_curve=curve)
     return result.frames, time.perf_counter() - start_time
 
 

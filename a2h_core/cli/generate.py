@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from a2h_core.audio.features import extract_features
+from a2h_core.cli.crop import add_detector_options, add_framing_options
 from a2h_core.cli.progress import ProgressBar
 from a2h_core.errors import Audio2HeadError
 from a2h_core.inference.pipeline import PipelineConfig, generate
@@ -30,8 +31,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                         help="compute precision: fp32 (default), bf16 (CPU or GPU), fp16 (GPU)")
     parser.add_argument("--batch-size", type=int, default=4,
                         help="frames rendered per forward pass (default 4; raise it on a GPU)")
-    parser.add_argument("--crop", metavar="X,Y,W,H",
-                        help="face box in the image; the face is animated and pasted back into the full picture")
+    parser.add_argument("--crop", default="auto", metavar="auto|none|X,Y,W,H",
+                        help="auto (default): find the face, animate the model's square crop around it and paste it "
+                             "back into the full picture (full resolution, even sides); none: resize the whole image "
+                             "to 256x256 as the original does; X,Y,W,H: your own box, pasted back likewise")
+    add_detector_options(parser)
+    add_framing_options(parser)
     parser.add_argument("--save-intermediates", type=Path, metavar="DIR",
                         help="write every stage's output (features, poses, pose boxes, keypoints, frames) to DIR")
     parser.set_defaults(func=run)
@@ -48,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"Loading weights from {args.weights}", file=sys.stderr)
     models = load_models(args.weights, device=args.device)
     config = PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size, crop=args.crop,
-                            save_intermediates=args.save_intermediates)
+                            face_detector=args.face_detector, face_index=args.face_index, crop_scale=args.crop_scale,
+                            crop_offset=args.crop_offset, save_intermediates=args.save_intermediates)
     result = generate(args.image, args.audio, models, config, pose_curve=pose_curve, out_path=args.out,
                       progress=ProgressBar("Rendering"), log=lambda message: print(message, file=sys.stderr),
                       features=features)

@@ -6,7 +6,10 @@ import sys
 from pathlib import Path
 
 from a2h_core.audio.features import extract_features
+from a2h_core.cli.progress import ProgressBar
 from a2h_core.errors import Audio2HeadError
+from a2h_core.face.video_pose import DEFAULT_SMOOTHING, fit_video_pose
+from a2h_core.inference.pipeline import PipelineConfig, resolve_crop
 from a2h_core.inference.wrapper import Audio2HeadWrapper
 from a2h_core.io.image import prepare_source_image
 from a2h_core.io.weights import load_models
@@ -23,6 +26,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                     "--offset, --smooth, --blend, --still.")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", type=Path, help="pose curve to start from (JSON, CSV or OpenFace 2.0 CSV)")
+    source.add_argument("--from-video", type=Path, metavar="CLIP",
+                        help="fit the head pose of every frame of a video (face detection, landmarks, 3-D template; "
+                             "gaps without a face are bridged and reported); the curve keeps the clip's fps")
     source.add_argument("--from-keyframes", type=Path, metavar="FILE",
                         help='keyframe JSON: {"fps": 25, "interpolation": "smooth", "keyframes": '
                              '[{"frame": 0, "yaw": 0}, {"time": 1.5, "yaw": 15, "pitch": -5}, ...]}')
@@ -41,6 +47,11 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                         help="columns of the saved file: axis_angle (rx..tz, exact, default) or ypr (degrees)")
     parser.add_argument("--out", type=Path, help="write the curve here (.json or .csv)")
     parser.add_argument("--plot", type=Path, help="write a plot of the curve here (.png)")
+    parser.add_argument("--face-detector", default="auto", metavar="auto|yunet|mtcnn|PATH",
+                        help="face detector for --from-video (default auto, see `crop --help`)")
+    parser.add_argument("--video-smoothing", type=float, default=DEFAULT_SMOOTHING, metavar="SECONDS",
+                        help=f"--from-video: Gaussian smoothing of the fitted poses, sigma in seconds "
+                             f"(default {DEFAULT_SMOOTHING}; 0 = none)")
     add_prediction_options(parser)
     parser.set_defaults(func=run)
     return parser
@@ -83,7 +94,8 @@ def write_curve(args: argparse.Namespace, curve: PoseCurve | None) -> int:
         elif getattr(args, "still", False):
             curve = PoseCurve.still(num_poses=args.frames or 1)
         else:
-            raise Audio2HeadError("pose: give a starting curve: --input FILE, --from-keyframes FILE or --still")
+            raise Audio2HeadError("pose: give a starting curve: --input FILE, --from-keyframes FILE, --from-video CLIP "
+                                  "or --still")
     curve = edit_curve(curve, args)
     if not args.out and not args.plot:
         raise Audio2HeadError("pose: nothing to write; add --out FILE.json|.csv and/or --plot FILE.png")
@@ -105,12 +117,23 @@ def add_prediction_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--audio", type=Path, help="speech")
     group.add_argument("--weights", help="weights: a .safetensors or .pth.tar file, a folder, or a Hub repo id")
     group.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
-    group.add_argument("--crop", metavar="X,Y,W,H", help="face box in the image, as for generate")
+    group.add_argument("--crop", default="auto", metavar="auto|none|X,Y,W,H",
+                       help="the crop of the image the predictor sees, as for generate (default auto)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler of `pose`: predict the starting curve when asked to, then edit and write it."""
     prediction = (args.image, args.audio, args.weights)
+    if getattr(args, "from_video", None):
+        if any(prediction):
+            raise Audio2HeadError("pose: give either --from-video or --image/--audio/--weights, not both")
+        print(f"Fitting head poses to {args.from_video}", file=sys.stderr)
+        bar = ProgressBar("Frames")
+        result = fit_video_pose(args.from_video, detector=args.face_detector, smoothing=args.video_smoothing,
+                                progress=bar)
+        print(result.report() + f"; detector {result.detector}", file=sys.stderr)
+        result.curve.warn_if_out_of_range("head-pose curve from the video")
+        return write_curve(args, result.curve)
     if not any(prediction):
         return write_curve(args, None)
     if not all(prediction):
@@ -119,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
         raise Audio2HeadError("pose: give either a curve to start from (--input, --from-keyframes) or "
                               "--image/--audio/--weights to predict one, not both")
     features = extract_features(args.audio)
-    source, _ = prepare_source_image(args.image, args.crop)
+    crop = resolve_crop(args.image, PipelineConfig(crop=args.crop, face_detector=args.face_detector),
+                        log=lambda message: print(message, file=sys.stderr), what=repr(str(args.image)))
+    source, _ = prepare_source_image(args.image, crop)
     models = load_models(args.weights, device=args.device)
     curve = Audio2HeadWrapper(models, device=args.device).predict_poses(source, features)
     print(f"Predicted {len(curve)} poses for {features.num_frames} frames", file=sys.stderr)

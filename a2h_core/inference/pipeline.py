@@ -1,6 +1,7 @@
 """End-to-end orchestration: image + audio -> frames or an MP4 with sound, streamed window by window.
 
-Stages: source image -> 256x256 input; audio -> features; features -> poses (predicted, or a given curve);
+Stages: source image -> (face detection and square crop, unless crop is "none") -> 256x256 input;
+audio -> features; features -> poses (predicted, or a given curve);
 poses -> pose boxes -> motion-field windows -> driving keypoints; keypoints -> frames -> (paste-back) -> video.
 Driving keypoints of one motion window are rendered and encoded before the next window is computed, so memory
 stays flat however long the audio is. The model operations themselves are in `wrapper.py`.
@@ -19,9 +20,10 @@ import torch
 from a2h_core.audio.features import AudioFeatures, extract_features
 from a2h_core.audio.soundtrack import load_soundtrack
 from a2h_core.config import IMAGE_SIZE
+from a2h_core.face import face_crop, load_face_detector
 from a2h_core.inference.intermediates import IntermediateWriter
 from a2h_core.inference.wrapper import Audio2HeadWrapper, Progress, require_frames
-from a2h_core.io.image import CropBox, CropInfo, even_size, paste_back, prepare_source_image
+from a2h_core.io.image import CropBox, CropInfo, even_size, load_image, paste_back, prepare_source_image
 from a2h_core.io.video import VideoWriter
 from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.pose import PoseCurve
@@ -34,7 +36,14 @@ class PipelineConfig:
     device: str | torch.device | None = None  # "cpu", "cuda", "cuda:1", "mps"; None keeps the models where they are
     dtype: str | torch.dtype = "fp32"  # compute precision: "fp32", "bf16" (CPU or GPU autocast) or "fp16" (GPU)
     batch_size: int = 4  # frames the warping generator renders per forward pass (4 keeps CPU memory low)
-    crop: CropBox | str | None = None  # face box "x,y,w,h" in the source image; None resizes the whole image
+    crop: CropBox | str | None = "auto"  # "auto" (detect the face, crop, paste back), "none"/None (resize the whole
+    # image, as the original), or a box "x,y,w,h" / CropBox in the source image's pixels
+    face_detector: str = "auto"  # "auto", "yunet", "mtcnn" or a weight path (see a2h_core.face)
+    face_index: int | None = None  # which face with crop "auto", 0 = largest (default: the largest, warning if several)
+    crop_scale: float | None = None  # crop side in face sizes (None: the calibrated default)
+    crop_offset: float | None = None  # crop centre below the face centre, in face sizes (None: the default)
+    face_models_dir: Path | str | None = None  # folder for the face detector's weights (None: the caches)
+    paste_back: bool = True  # with a crop: blend the animated face into the full picture (False: the 256x256 frames)
     feather: float = 0.1  # paste-back blend width as a fraction of the crop box's shorter side
     crf: int = 18  # H.264 constant rate factor (lower = better quality, larger file)
     save_intermediates: Path | str | None = None  # folder for every stage's output (`intermediates.INTERMEDIATE_FILES`)
@@ -101,10 +110,13 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     wrapper = Audio2HeadWrapper(models, device=config.device, dtype=config.dtype)
 
     say("preparing the source image")
-    source, crop_info = timer.run("image", prepare_source_image, image, config.crop)
+    rgb = timer.run("image", load_image, image)
+    what = repr(str(image)) if isinstance(image, (str, Path)) else None
+    crop = timer.run("face detection", resolve_crop, rgb, config, say, what)
+    source, crop_info = timer.run("image", prepare_source_image, rgb, crop)
     writer = None
     if out_path is not None:  # checked before the long stages: a bad name fails at once
-        width, height = _output_size(crop_info)
+        width, height = _output_size(crop_info if config.paste_back else None)
         writer = VideoWriter(out_path, width, height, crf=config.crf)
     if isinstance(audio, AudioFeatures):
         features, soundtrack = audio, None
@@ -138,8 +150,8 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
         source, kp_source, driving, batch_size=config.batch_size, progress=progress, total=num_frames))
     if saver is not None:
         frames = _tap(frames, saver.frames)
-    if crop_info is not None:
-        frames = timer.time("paste-back", _paste_all(frames, crop_info, config.feather))
+    if crop_info is not None and config.paste_back:
+        frames = timer.time("paste-back", _paste_all(frames, crop_info, config.feather, wrapper.device))
 
     try:
         result = GenerateResult(num_frames=num_frames, poses=poses)
@@ -158,15 +170,39 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     return result
 
 
+def resolve_crop(image, config: PipelineConfig, log: Callable[[str], None] | None = None,
+                 what: str | None = None) -> CropBox | None:
+    """The crop box `config.crop` asks for: detected for "auto", None for "none", the given box otherwise."""
+    crop = config.crop
+    if crop is None or (isinstance(crop, str) and crop.strip().lower() == "none"):
+        return None
+    if isinstance(crop, CropBox):
+        return crop
+    if crop.strip().lower() != "auto":
+        return CropBox.parse(crop)
+    say = log or (lambda message: None)
+    device = config.device if config.device is not None else "cpu"
+    detector = load_face_detector(config.face_detector, models_dir=config.face_models_dir, device=device, log=say)
+    found = face_crop(image, detector=detector, face_index=config.face_index, scale=config.crop_scale,
+                      offset=config.crop_offset, what=what)
+    x, y, w, h = found.box.to_list()
+    say(f"face found by {found.detector_info} (score {found.face.score:.2f}); crop {x},{y},{w},{h}"
+        + (" (padded past the edge)" if not found.box.inside(*found.image_size) else ""))
+    return found.box
+
+
 def _output_size(crop_info: CropInfo | None) -> tuple[int, int]:
     if crop_info is None:
         return IMAGE_SIZE, IMAGE_SIZE
     return even_size(crop_info.full_image.shape[1], crop_info.full_image.shape[0])
 
 
-def _paste_all(frames: Iterator[np.ndarray], crop_info: CropInfo, feather: float) -> Iterator[np.ndarray]:
+def _paste_all(frames: Iterator[np.ndarray], crop_info: CropInfo, feather: float,
+               device: torch.device) -> Iterator[np.ndarray]:
+    """Paste-back on the models' GPU when there is one (the frames go there and back), else on the CPU."""
+    on_gpu = device.type == "cuda"
     for batch in frames:
-        yield paste_back(batch, crop_info, feather)
+        yield paste_back(batch, crop_info, feather, device=device if on_gpu else None)
 
 
 def _tap(items: Iterator, sink: Callable) -> Iterator:

@@ -44,14 +44,30 @@ class CropBox:
             ) from None
         return cls(x, y, w, h)
 
-    def check_inside(self, image_width: int, image_height: int) -> None:
+    @property
+    def right(self) -> int:
+        return self.x + self.width
+
+    @property
+    def bottom(self) -> int:
+        return self.y + self.height
+
+    def inside(self, image_width: int, image_height: int) -> bool:
+        """Whether the box lies wholly inside the picture (otherwise cropping pads it by repeating the edge)."""
+        return self.x >= 0 and self.y >= 0 and self.right <= image_width and self.bottom <= image_height
+
+    def check_overlaps(self, image_width: int, image_height: int) -> None:
+        """Refuse a box without area or without any pixel of the picture; a box partly outside is fine (padded)."""
         if self.width < 1 or self.height < 1:
             raise Audio2HeadError(f"crop box {self} has no area: width and height must be at least 1 pixel")
-        if self.x < 0 or self.y < 0 or self.x + self.width > image_width or self.y + self.height > image_height:
+        if self.x >= image_width or self.y >= image_height or self.right <= 0 or self.bottom <= 0:
             raise Audio2HeadError(
-                f"crop box {self} leaves the {image_width}x{image_height} image: keep x+width <= {image_width} "
-                f"and y+height <= {image_height}"
+                f"crop box {self} lies entirely outside the {image_width}x{image_height} image: give a box that "
+                f"covers the face (x < {image_width}, y < {image_height}), or use the automatic crop"
             )
+
+    def to_list(self) -> list[int]:
+        return [self.x, self.y, self.width, self.height]
 
 
 @dataclass
@@ -188,28 +204,40 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     return tensor.to(torch.float32) * torch.tensor(1.0 / 255.0, dtype=torch.float32)
 
 
+def crop_padded(rgb: np.ndarray, box: CropBox) -> np.ndarray:
+    """The pixels of `box` [height, width, 3]; parts outside the picture repeat its edge pixels."""
+    height, width = rgb.shape[:2]
+    box.check_overlaps(width, height)
+    if box.inside(width, height):
+        return rgb[box.y:box.bottom, box.x:box.right]
+    inner = rgb[max(box.y, 0):min(box.bottom, height), max(box.x, 0):min(box.right, width)]
+    pads = ((max(-box.y, 0), max(box.bottom - height, 0)), (max(-box.x, 0), max(box.right - width, 0)), (0, 0))
+    return np.pad(inner, pads, mode="edge")
+
+
 def prepare_source_image(image, crop: CropBox | str | None = None) -> tuple[torch.Tensor, CropInfo | None]:
     """Any image -> the network input [1, 3, 256, 256] float32 in 0..1, and the crop information for paste-back.
 
     Without a crop box the whole picture is resized to 256x256 as the original does (the aspect ratio is not kept).
     With a crop box only that rectangle is resized; paste_back later blends the animated face into the full picture.
+    A box reaching past the picture's edge is padded by repeating the edge pixels (the face stays centred).
     """
     rgb = load_image(image)
     crop_info = None
     if crop is not None:
         box = CropBox.parse(crop) if isinstance(crop, str) else crop
-        box.check_inside(rgb.shape[1], rgb.shape[0])
-        aspect = box.width / box.height
-        if not 0.8 <= aspect <= 1.25:
+        aspect = box.width / box.height if box.height > 0 else 0.0
+        if box.width > 0 and box.height > 0 and not 0.8 <= aspect <= 1.25:
             warnings.warn(
                 f"crop box {box.width}x{box.height} is far from square: the face is stretched to 256x256 for the "
                 "network and back on paste-back; a square box keeps proportions",
                 A2HWarning,
                 stacklevel=2,
             )
+        cut = crop_padded(rgb, box)
         crop_info = CropInfo(full_image=rgb, box=box)
-        rgb = rgb[box.y:box.y + box.height, box.x:box.x + box.width]
-    return image_to_tensor(resize_uint8(rgb, IMAGE_SIZE, IMAGE_SIZE)), crop_info
+        rgb = cut
+    return image_to_tensor(resize_uint8(np.ascontiguousarray(rgb), IMAGE_SIZE, IMAGE_SIZE)), crop_info
 
 
 def even_size(width: int, height: int) -> tuple[int, int]:
@@ -228,25 +256,38 @@ def feather_mask(width: int, height: int, feather: int) -> np.ndarray:
     return np.outer(ramp(height), ramp(width)).astype(np.float32)
 
 
-def paste_back(frames: np.ndarray, crop_info: CropInfo, feather_fraction: float = 0.1) -> np.ndarray:
+def paste_back(frames, crop_info: CropInfo, feather_fraction: float = 0.1, device=None):
     """Blend generated 256x256 faces [B, 256, 256, 3] uint8 into the full picture -> [B, H, W, 3] uint8.
 
     The face is resized to the crop box and blended with a mask that fades linearly over `feather_fraction` of the
-    box's shorter side, so no seam shows. The result is cut to an even width and height for H.264.
+    box's shorter side, so no seam shows. Only the part of the box inside the picture is used (a box padded past
+    the edge loses its padding). The result is cut to an even width and height for H.264.
+
+    frames: a numpy array (the result is numpy) or a torch uint8 tensor (the result is a tensor on the same device).
+    device: where to compute; default: the frames' device (a GPU keeps paste-back there), the CPU for arrays.
+    The GPU and CPU results agree within one grey level (float rounding of the same operations).
     """
+    as_numpy = not isinstance(frames, torch.Tensor)
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)) if as_numpy else frames
+    work = torch.device(device) if device is not None else tensor.device
     box = crop_info.box
     full = crop_info.full_image
     out_w, out_h = even_size(full.shape[1], full.shape[0])
-    faces = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    # The visible part of the box: [top, bottom) x [left, right) of the output frame.
+    left, top = max(box.x, 0), max(box.y, 0)
+    right, bottom = min(box.right, out_w), min(box.bottom, out_h)
+    background = torch.from_numpy(np.ascontiguousarray(full[:out_h, :out_w])).to(work)
+    out = background[None].repeat(len(tensor), 1, 1, 1)
+    if right <= left or bottom <= top:
+        return out.cpu().numpy() if as_numpy else out
+    faces = tensor.to(work).permute(0, 3, 1, 2).float()
     faces = F.interpolate(faces, size=(box.height, box.width), mode="bilinear", align_corners=False,
-                          antialias=box.width < frames.shape[2] or box.height < frames.shape[1])
-    faces = faces.permute(0, 2, 3, 1)
+                          antialias=box.width < faces.shape[3] or box.height < faces.shape[2])
+    faces = faces.permute(0, 2, 3, 1)[:, top - box.y:bottom - box.y, left - box.x:right - box.x]
     feather = int(round(feather_fraction * min(box.width, box.height)))
-    mask = torch.from_numpy(feather_mask(box.width, box.height, feather))[None, :, :, None]
-    region = torch.from_numpy(full[box.y:box.y + box.height, box.x:box.x + box.width]).float()[None]
-    blended = (faces * mask + region * (1.0 - mask)).round_().clamp_(0, 255).to(torch.uint8).numpy()
-    out = np.repeat(full[None, :out_h, :out_w], len(frames), axis=0)
-    visible_h = min(box.height, out_h - box.y)
-    visible_w = min(box.width, out_w - box.x)
-    out[:, box.y:box.y + visible_h, box.x:box.x + visible_w] = blended[:, :visible_h, :visible_w]
-    return out
+    mask = torch.from_numpy(feather_mask(box.width, box.height, feather)).to(work)
+    mask = mask[top - box.y:bottom - box.y, left - box.x:right - box.x][None, :, :, None]
+    region = background[top:bottom, left:right].float()[None]
+    blended = (faces * mask + region * (1.0 - mask)).round_().clamp_(0, 255).to(torch.uint8)
+    out[:, top:bottom, left:right] = blended
+    return out.cpu().numpy() if as_numpy else out

@@ -119,3 +119,42 @@ class VideoWriter:
 def _remove_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def read_video_frames(path: str | os.PathLike, max_frames: int | None = None,
+                      max_side: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode a video file (any container and codec FFmpeg knows) -> frames [N, H, W, 3] uint8 RGB and its fps.
+
+    max_frames: stop after this many frames. max_side: shrink frames whose longer side exceeds it (keeps memory
+    bounded for long high-resolution clips; the aspect ratio is kept). Rotation metadata is not applied.
+    """
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise Audio2HeadError(f"video {str(path)!r} does not exist: check the path")
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise Audio2HeadError(f"{str(path)!r} has no video stream: give a video file (mp4, mov, webm, ...)")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else float(FPS)
+            for frame in container.decode(stream):
+                width, height = frame.width, frame.height
+                if max_side and max(width, height) > max_side:
+                    factor = max_side / max(width, height)
+                    width, height = max(2, round(width * factor)), max(2, round(height * factor))
+                    frame = frame.reformat(width=width, height=height)
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except Audio2HeadError:
+        raise
+    except Exception as exc:  # av.error.* for unreadable files
+        raise Audio2HeadError(f"cannot read the video {str(path)!r} ({type(exc).__name__}: {exc}): give a video "
+                              "file FFmpeg can decode (mp4, mov, mkv, webm, avi)") from None
+    if not frames:
+        raise Audio2HeadError(f"the video {str(path)!r} has no frames")
+    return np.stack(frames), fps
