@@ -1,0 +1,1 @@
+"""The development kit of this repository: helpers shared by the tests (tests/) and the tools (tools/)."""
