@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     start = _saved_step(args.out) if args.resume else 0
     bar = ProgressBar("train pose", unit="steps", initial=start)
     summary = Trainer(task, train, args.out, resume=args.resume, progress=bar, run_config=run_config).fit()
+    if not summary.is_main:
+        return 0
     if summary.last_metrics is not None:
         m = summary.last_metrics
         print(f"step {summary.steps}: validation HE {m['he']:.4f}, correlation {m['correlation']:.3f}, "

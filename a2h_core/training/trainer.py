@@ -104,6 +104,7 @@ class TrainingSummary:
     best_score: float | None  # its validation score
     last_metrics: dict | None  # the last validation's metrics
     world_size: int  # processes
+    is_main: bool = True  # whether this process is rank 0 (the one that reports)
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -361,7 +362,8 @@ class Trainer:
         log.close()
         return TrainingSummary(run_dir=str(self.run_dir), steps=step, seconds=time.monotonic() - started,
                                last_weights=str(last_path), best_weights=str(best_path) if best_path.exists() else None,
-                               best_score=best_score, last_metrics=last_metrics, world_size=ctx.world_size)
+                               best_score=best_score, last_metrics=last_metrics, world_size=ctx.world_size,
+                               is_main=ctx.is_main)
 
     # ------------------------------------------------------------------------------------------------- helpers
     def _lr_factor(self, step: int) -> float:
