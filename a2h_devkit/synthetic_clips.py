@@ -183,8 +183,21 @@ def curve_path(video: Path) -> Path:
     return video.with_name(video.stem + ".pose.json")
 
 
+def _write_one(job) -> Path:
+    folder, index, seconds, style, seed, size, prefix, suffix = job
+    clip = synthetic_clip(seconds, style, seed + index, size)
+    return write_clip(clip, Path(folder) / f"{prefix}_{index:03d}{suffix}")
+
+
 def write_dataset(folder: Path, count: int, seconds: float = 8.0, style: MotionStyle = GENERAL_STYLE,
-                  seed: int = 0, size: int = 64, prefix: str = "clip", suffix: str = ".mkv") -> list[Path]:
-    """`count` clips `<prefix>_NNN<suffix>` (seeds seed, seed + 1, ...) with their curves in `folder`."""
-    return [write_clip(synthetic_clip(seconds, style, seed + i, size), Path(folder) / f"{prefix}_{i:03d}{suffix}")
-            for i in range(count)]
+                  seed: int = 0, size: int = 64, prefix: str = "clip", suffix: str = ".mkv",
+                  workers: int = 1) -> list[Path]:
+    """`count` clips `<prefix>_NNN<suffix>` (seeds seed, seed + 1, ...) with their curves in `folder`, written by
+    `workers` processes."""
+    jobs = [(folder, i, seconds, style, seed, size, prefix, suffix) for i in range(count)]
+    if workers <= 1:
+        return [_write_one(job) for job in jobs]
+    import concurrent.futures
+
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_write_one, jobs))

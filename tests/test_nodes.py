@@ -34,7 +34,7 @@ NODE_IDS = [
     "Audio2HeadPoseSave", "Audio2HeadPoseKeyframes", "Audio2HeadPoseEdit", "Audio2HeadPoseRetime",
     "Audio2HeadPoseBlend", "Audio2HeadStillHead", "Audio2HeadPosePlot", "Audio2HeadPoseBoxes",
     "Audio2HeadKeypointDetector", "Audio2HeadMotionField", "Audio2HeadGenerator", "Audio2HeadCrop",
-    "Audio2HeadPasteBack", "Audio2HeadKeypointOverlay", "Audio2HeadAllInOne",
+    "Audio2HeadPasteBack", "Audio2HeadKeypointOverlay", "Audio2HeadAllInOne", "Audio2HeadPersonalize",
 ]
 WEIGHTS_NAME = "reduced.safetensors"
 
