@@ -138,6 +138,23 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def optimiser_update(optimizers: dict[str, torch.optim.Optimizer], scaler: torch.amp.GradScaler,
+                     grad_clip: float = 0.0) -> Update:
+    """The `update(name, loss)` a task's step calls: zero the optimiser's gradients, backward through the (fp16)
+    gradient scaler, clip, step. `scaler.update()` follows once per training step, after every optimiser."""
+
+    def update(name: str, loss: torch.Tensor) -> None:
+        optimizer = optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+        scaler.step(optimizer)
+
+    return update
+
+
 def _freeze_batch_norm(module: nn.Module) -> None:
     """Batch norm layers use (and keep) their running statistics; their affine parameters still train."""
     for layer in module.modules():
@@ -285,15 +302,7 @@ class Trainer:
         running: dict[str, float] = {}
         running_count = 0
 
-        def update(name: str, loss: torch.Tensor) -> None:
-            optimizer = optimizers[name]
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
-                                               cfg.grad_clip)
-            scaler.step(optimizer)
+        update = optimiser_update(optimizers, scaler, cfg.grad_clip)
 
         def save_state() -> None:
             rng = ctx.gather(_rng_state())
