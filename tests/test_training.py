@@ -209,3 +209,19 @@ def test_personalize_on_one_clip_lowers_error_on_that_person(trained, tmp_path, 
     for key in base_state:  # only N_H changed: the other networks are the base model's
         if not key.startswith("audio2pose."):
             assert torch.equal(base_state[key], personal_state[key]), key
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains(data, tmp_path, precision):
+    """bf16 autocast, and fp16 with the gradient scaler, give finite losses and move the weights."""
+    run = tmp_path / precision
+    assert main(["train", "pose", "--data", str(data), "--out", str(run), *SMALL, "--steps", "2", "--batch-size",
+                 "4", "--window", "32", "--precision", precision, "--log-every", "1", "--val-every", "2"]) == 0
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss"]) for r in records if r["kind"] == "train")
+    scaler = torch.load(run / "state" / "last.pt", weights_only=False)["scaler"]
+    assert bool(scaler) == (precision == "fp16")  # the fp16 run saved its gradient scaler's state
+    torch.manual_seed(0)
+    fresh = Audio2HeadModels(ModelConfig.reduced()).audio2pose.state_dict()
+    trained = load_models(run / "last.safetensors").audio2pose.state_dict()
+    assert any(not torch.equal(fresh[k], trained[k]) for k in fresh if fresh[k].is_floating_point())
