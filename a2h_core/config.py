@@ -107,3 +107,47 @@ class ModelConfig:
                 dense_motion=DenseMotionConfig(block_expansion=4, max_features=16),
             ),
         )
+
+
+@dataclass(frozen=True)
+class PoseDiscriminatorConfig:
+    """Training-only PatchGAN over pose sequences (paper Sec. 3.2): 1-D convolutions along time, not in the
+    published checkpoint."""
+
+    pose_dim: int = 6  # input channels: the six pose numbers per frame
+    channels: int = 64  # channels of the first convolution; each later one doubles them
+    num_layers: int = 3  # strided (stride 2) convolutions before the patch head
+    max_channels: int = 512  # channel cap
+    kernel_size: int = 4  # temporal kernel of every convolution (PatchGAN's 4)
+
+    @classmethod
+    def reduced(cls) -> PoseDiscriminatorConfig:
+        """Narrow widths for CPU tests."""
+        return cls(channels=8, max_channels=32)
+
+
+def model_config_from_dict(document: dict) -> ModelConfig:
+    """A ModelConfig from the nested dict `dataclasses.asdict` makes (e.g. a weights file's "model_config" metadata
+    or a --config JSON file); missing fields keep their defaults, unknown fields raise ValueError naming them."""
+    return _dataclass_from_dict(ModelConfig, document, "model config")
+
+
+def _dataclass_from_dict(cls, document, where: str):
+    import dataclasses
+    import typing
+
+    if not isinstance(document, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(document).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(document) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
+    values = {}
+    for name, value in document.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _dataclass_from_dict(hint, value, f"{where}.{name}")
+        else:
+            values[name] = value
+    return cls(**values)

@@ -15,5 +15,6 @@ One module per concern:
 - `web_fixtures`: the keyframe curves the web editor's JavaScript is tested against;
 - `timing`: wall-clock timing for the benchmarks;
 - `media`: what tests read back from our outputs (an MP4's streams, a soundtrack's samples);
-- `face_scenes`: test photographs with faces at known places, built from scikit-image's portraits.
+- `face_scenes`: test photographs with faces at known places, built from scikit-image's portraits;
+- `synthetic_clips`: talking-head clips whose head motion is a known function of their speech, for training tests.
 """

@@ -2,7 +2,7 @@
 
 Node ids (stable; workflows refer to them), all prefixed "Audio2Head", categories under "Audio2Head/...":
 
-- loaders:  Audio2HeadModelLoader
+- loaders:  Audio2HeadModelLoader, Audio2HeadPersonalize
 - audio:    Audio2HeadAudioFeatures
 - pose:     Audio2HeadPosePredictor, Audio2HeadPoseLoad, Audio2HeadPoseSave, Audio2HeadPoseKeyframes,
             Audio2HeadPoseEdit, Audio2HeadPoseRetime, Audio2HeadPoseBlend, Audio2HeadStillHead,
@@ -32,6 +32,7 @@ from .crop import Audio2HeadCrop, Audio2HeadPasteBack
 from .generate import Audio2HeadGenerator
 from .keypoints import Audio2HeadKeypointDetector, Audio2HeadKeypointOverlay, Audio2HeadMotionField
 from .model_loader import Audio2HeadModelLoader
+from .personalize import Audio2HeadPersonalize
 from .pose import Audio2HeadPosePredictor
 from .pose_tools import (
     Audio2HeadPoseBlend,
@@ -66,6 +67,7 @@ NODE_CLASSES = [
     Audio2HeadPasteBack,
     Audio2HeadKeypointOverlay,
     Audio2HeadAllInOne,
+    Audio2HeadPersonalize,
 ]
 
 

@@ -50,7 +50,8 @@ def test_generate_writes_the_video(inputs, tmp_path, capsys):
 def test_subcommands_are_registered():
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(commands) == {"generate", "crop", "features", "pose", "convert"}
+    assert set(commands) == {"generate", "crop", "features", "pose", "convert", "prepare", "train", "evaluate",
+                             "personalize"}
     for name in commands:
         assert callable(parser.parse_args([name, *_minimal_args(name)]).func)
 
@@ -60,7 +61,11 @@ def _minimal_args(name):
             "features": ["--audio", "a.wav", "--out", "f.npy"],
             "crop": ["--image", "a.png"],
             "pose": [],
-            "convert": ["in.pth.tar"]}[name]
+            "convert": ["in.pth.tar"],
+            "prepare": ["clips", "--out", "data"],
+            "train": ["pose", "--data", "data", "--out", "run"],
+            "evaluate": ["pose", "--weights", "w", "--data", "data"],
+            "personalize": ["--video", "v.mp4", "--weights", "w", "--out", "p.safetensors"]}[name]
 
 
 def test_missing_weights_name_both_ways_and_the_converter(inputs, tmp_path, capsys):

@@ -130,7 +130,7 @@ def test_pack_imports_and_every_node_is_registered(server):
     assert "IMPORT FAILED" not in log and "Cannot import" not in log, log[-4000:]
     info = server.get("/object_info")
     node_ids = pack_node_ids()
-    assert len(node_ids) == 19
+    assert len(node_ids) == 20
     missing = [node for node in node_ids if node not in info]
     assert not missing, f"missing from /object_info: {missing}\n{log[-4000:]}"
     for node in node_ids:

@@ -30,7 +30,7 @@ NODE_IDS = [
     "Audio2HeadPoseBlend", "Audio2HeadStillHead", "Audio2HeadPoseFromVideo", "Audio2HeadPosePlot",
     "Audio2HeadPoseBoxes",
     "Audio2HeadKeypointDetector", "Audio2HeadMotionField", "Audio2HeadGenerator", "Audio2HeadCrop",
-    "Audio2HeadPasteBack", "Audio2HeadKeypointOverlay", "Audio2HeadAllInOne",
+    "Audio2HeadPasteBack", "Audio2HeadKeypointOverlay", "Audio2HeadAllInOne", "Audio2HeadPersonalize",
 ]
 
 

@@ -9,12 +9,12 @@ import argparse
 import sys
 import warnings
 
-from a2h_core.cli import convert, crop, features, generate, pose
+from a2h_core.cli import convert, crop, evaluate, features, generate, personalize, pose, prepare, train
 from a2h_core.errors import Audio2HeadError
 
 EXIT_USER_ERROR = 2  # bad input, missing weights, ...: the message says what to fix
 EXIT_INTERRUPTED = 130  # Ctrl-C, the shell convention (128 + SIGINT)
-COMMANDS = (generate, crop, features, pose, convert)  # in the order `--help` lists them
+COMMANDS = (generate, crop, features, pose, convert, prepare, train, evaluate, personalize)  # --help order
 
 
 def build_parser() -> argparse.ArgumentParser:

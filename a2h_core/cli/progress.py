@@ -8,21 +8,24 @@ import time
 class ProgressBar:
     """A one-line text progress bar with rate and ETA, drawn on stderr (no dependency)."""
 
-    def __init__(self, label: str, stream=None, width: int = 30):
-        self.label, self.width = label, width
+    def __init__(self, label: str, stream=None, width: int = 30, unit: str = "frames",
+                 initial: int = 0):
+        self.label, self.width, self.unit = label, width, unit
+        self.initial = initial  # units already done when the bar starts (a resumed run): not counted in the rate
         self.stream = stream or sys.stderr
         self.start = time.monotonic()
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, note: str = "") -> None:
+        """Draw `done` of `total` units; `note` (e.g. the current loss) is shown after the ETA."""
         elapsed = time.monotonic() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = (done - self.initial) / elapsed if elapsed > 0 else 0.0
         remaining = (total - done) / rate if rate > 0 else float("nan")
         filled = int(self.width * done / total) if total else self.width
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} frames, {rate:.2f} frames/s, "
-                          f"ETA {_clock(remaining)}   ")
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {self.unit}, {rate:.2f} {self.unit}/s, "
+                          f"ETA {_clock(remaining)}{'  ' + note if note else ''}   ")
         if done >= total:
-            self.stream.write(f"\n{self.label}: {total} frames in {_clock(elapsed)}\n")
+            self.stream.write(f"\n{self.label}: {total} {self.unit} in {_clock(elapsed)}\n")
         self.stream.flush()
 
 

@@ -28,7 +28,7 @@ from huggingface_hub import hf_hub_download
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from a2h_core.config import ModelConfig
+from a2h_core.config import ModelConfig, model_config_from_dict
 from a2h_core.device import parse_device, parse_dtype
 from a2h_core.errors import A2HWarning, Audio2HeadError
 from a2h_core.modules.models import Audio2HeadModels
@@ -404,9 +404,39 @@ def _read_weights(source: str | Path, config: ModelConfig, revision: str | None,
 
 
 def _declared_config(metadata: dict[str, str]) -> ModelConfig:
-    """The config a weights file was written for; only the reduced test widths differ from the published model."""
-    return ModelConfig.reduced() if metadata.get("config") == config_name(ModelConfig.reduced()) else \
-        ModelConfig.published()
+    """The config a weights file was written for: the reduced test widths, a custom config recorded in full (trained
+    with `train --config FILE.json`), else the published model."""
+    if metadata.get("config") == config_name(ModelConfig.reduced()):
+        return ModelConfig.reduced()
+    if metadata.get("config") == "custom" and metadata.get("model_config"):
+        try:
+            return model_config_from_dict(json.loads(metadata["model_config"]))
+        except (ValueError, TypeError) as exc:
+            raise Audio2HeadError(f"the weights' model_config metadata is unreadable ({exc}): the file is damaged or "
+                                  "from a newer version of this package") from exc
+    return ModelConfig.published()
+
+
+def save_models(models: Audio2HeadModels, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write the four networks as one weights file in this package's format (what `convert` writes, loadable
+    wherever weights are asked for), validated first and written atomically. `metadata` adds string entries (a
+    training run records its config and summary); the format entries cannot be overridden."""
+    path = Path(path)
+    if path.suffix != SAFETENSORS_SUFFIX:
+        raise Audio2HeadError(f"weights files must end in {SAFETENSORS_SUFFIX}, got {path.name!r}")
+    tensors = {key: value.detach().to("cpu", torch.float32 if value.is_floating_point() else value.dtype)
+               .contiguous().clone() for key, value in models.state_dict().items()}
+    config = models.config
+    document = {str(k): str(v) for k, v in (metadata or {}).items()}
+    document.update({
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": config_name(config),
+        "model_config": json.dumps(dataclasses.asdict(config), sort_keys=True),
+    })
+    validate_state_dict(tensors, config, source=path, metadata=document)
+    _save_atomically(tensors, path, document)
+    return path
 
 
 def load_models(source: str | Path, *, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32,

@@ -1,0 +1,117 @@
+"""Training samples for the head-motion predictor: windows of T frames of audio with the T + 1 true poses.
+
+At inference N_H sees the source image and T frames of audio and gives T + 1 poses: pose 0 from the image alone,
+pose i after i frames of audio (frame i of the video uses pose i). A training window starting at frame k therefore
+holds: the frame k image (the source), audio frames k .. k + T - 1 and the true poses of frames k .. k + T.
+
+**Short clips are used whole and padded, never dropped**: a clip of n <= T frames gives audio frames 0 .. n - 2 and
+poses 0 .. n - 1 (the whole clip); the audio is zero-padded to T frames and the poses hold their last value, and the
+mask (1 on real poses) keeps the padding out of the losses and the discriminator's signal.
+
+Window positions are a pure function of (seed, epoch, sample index), so a run resumed at any step sees exactly
+the windows an uninterrupted run sees, whatever the number of data-loader workers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from a2h_core.config import FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES
+from a2h_core.modules.pose_predictor import normalize_poses
+from a2h_core.training.shards import ClipData, TrainingData, read_window
+
+
+class ClipSource:
+    """One clip a data set can read windows from."""
+
+    name: str
+    frames: int
+
+    def window(self, start: int, length: int) -> ClipData:
+        """Audio frames [start, start + length), poses [start, start + length], the image at `start` (clipped)."""
+        raise NotImplementedError
+
+
+@dataclass
+class ShardClip(ClipSource):
+    """A clip in a prepared shard (memory-mapped)."""
+
+    name: str  # the clip's name in the manifest
+    path: Path  # its shard
+    frames: int  # its frame count
+
+    def window(self, start: int, length: int) -> ClipData:
+        return read_window(self.path, start, length, self.frames)
+
+
+@dataclass
+class MemoryClip(ClipSource):
+    """A clip held in memory (personalisation's one clip, its held-out part)."""
+
+    name: str  # for messages and plots
+    features: np.ndarray  # [n, 4, 41] float32
+    poses: np.ndarray  # [n, 6] physical poses
+    frames_rgb: np.ndarray  # [n, S, S, 3] uint8, or [1, S, S, 3]: only the first frame known
+
+    @property
+    def frames(self) -> int:
+        return len(self.poses)
+
+    def window(self, start: int, length: int) -> ClipData:
+        end = min(start + length, self.frames)
+        image = self.frames_rgb[min(start, len(self.frames_rgb) - 1)]
+        return ClipData(features=self.features[start:end], poses=self.poses[start:min(end + 1, self.frames)],
+                        image=image)
+
+
+def shard_clips(data: TrainingData, split: str, limit: int | None = None) -> list[ShardClip]:
+    """The clips of one split of a prepared data folder (the first `limit` by name)."""
+    records = data.split(split)[:limit]
+    return [ShardClip(r.name, data.path(r), r.frames) for r in records]
+
+
+def window_sample(clip: ClipSource, start: int, window: int) -> dict[str, torch.Tensor]:
+    """One padded training sample (see the module doc): image [3, S, S] in 0..1, audio [T, 4, 41], poses [T + 1, 6]
+    normalised, mask [T + 1]."""
+    length = min(window, clip.frames - 1 - start)  # audio frames: one pose more than audio frames is needed
+    data = clip.window(start, length)
+    audio = np.zeros((window, FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES), dtype=np.float32)
+    audio[:length] = data.features[:length]
+    poses = np.empty((window + 1, 6), dtype=np.float32)
+    poses[: length + 1] = data.poses[: length + 1]
+    poses[length + 1:] = data.poses[length]
+    mask = np.zeros(window + 1, dtype=np.float32)
+    mask[: length + 1] = 1
+    image = torch.from_numpy(np.ascontiguousarray(data.image)).permute(2, 0, 1).float() / 255.0
+    return {"image": image, "audio": torch.from_numpy(audio),
+            "poses": normalize_poses(torch.from_numpy(poses)), "mask": torch.from_numpy(mask)}
+
+
+class PoseWindows(Dataset):
+    """Random windows of the clips: each clip gives max(1, frames // window) samples per epoch (the list is repeated
+    up to `min_length` samples, so a batch can be filled from few clips)."""
+
+    def __init__(self, clips: list[ClipSource], window: int, seed: int = 0, min_length: int = 1):
+        if not clips:
+            raise ValueError("no clips")
+        self.clips, self.window, self.seed, self.epoch = clips, window, seed, 0
+        items = [i for i, clip in enumerate(clips) for _ in range(max(1, clip.frames // window))]
+        repeats = -(-max(min_length, 1) // len(items))
+        self.items = items * repeats
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        clip = self.clips[self.items[index]]
+        free = clip.frames - 1 - self.window  # a window needs window + 1 poses
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        start = int(rng.integers(0, free + 1)) if free > 0 else 0
+        return window_sample(clip, start, self.window)
