@@ -164,3 +164,29 @@ def test_custom_config_weights_load_with_their_config(tmp_path):
     assert load_models(path).config == config
     with pytest.raises(ValueError, match="unknown"):
         model_config_from_dict({"pose_predictor": {"width": 3}})
+
+
+def test_prepare_fits_the_head_poses_of_a_clip_without_a_curve(tmp_path, capsys):
+    """A clip that comes without a curve gets the head poses fitted to its frames (issue: pose from video)."""
+    from a2h_core.face import weights as face_weights
+    from a2h_core.training.shards import read_window
+    from a2h_devkit.face_scenes import rolling_video
+    from a2h_devkit.synthetic_clips import SyntheticClip, synthetic_speech
+
+    if face_weights.find_mtcnn() is None:
+        pytest.skip("the 'mtcnn' package (the offline detector's weights) is not installed")
+    frames, roll = rolling_video(frames=40, size=192, scale=0.45)
+    audio, drive = synthetic_speech(40 / 25, seed=11)
+    placeholder = PoseCurve(np.zeros((40, 6)) + [0, 0, 0, 0, 0, 300])  # not written: with_curve=False
+    write_clip(SyntheticClip(frames, audio, placeholder, drive), tmp_path / "clips" / "train" / "astronaut.mkv",
+               with_curve=False)
+    out = tmp_path / "data"
+    assert main(["prepare", str(tmp_path / "clips"), "--out", str(out), "--image-size", "128",
+                 "--face-detector", "mtcnn"]) == 0
+    capsys.readouterr()
+    (clip,) = json.loads((out / "manifest.json").read_text())["clips"]
+    count = clip["frames"]  # the shortest of video and audio: 39 or 40
+    assert clip["pose_source"] == "fitted to the video (mtcnn face detector)" and count >= 38
+    poses = read_window(out / clip["shard"], 0, count, count).poses
+    fitted_roll = PoseCurve(poses.astype(np.float64)).to_ypr()[:, 2]
+    assert np.corrcoef(fitted_roll, roll[:count])[0, 1] >= 0.9  # the known roll of the rotated photograph

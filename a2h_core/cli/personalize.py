@@ -27,7 +27,11 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--weights", required=True, help="base weights (file, folder or Hub repo id)")
     parser.add_argument("--out", type=Path, required=True, help="the personalised .safetensors to write")
     parser.add_argument("--pose-curve", type=Path,
-                        help="the clip's head-pose curve (default: <clip>.pose.json/.pose.csv/OpenFace .csv beside it)")
+                        help="the clip's head-pose curve (default: <clip>.pose.json/.pose.csv/OpenFace .csv beside "
+                             "it, else one fitted to the video with --face-detector)")
+    parser.add_argument("--face-detector", default="auto",
+                        help="fits the head poses when the clip has no curve: auto (default), yunet, mtcnn or a "
+                             "weights file")
     parser.add_argument("--steps", type=int, default=defaults.steps, help=f"optimiser steps (default {defaults.steps})")
     parser.add_argument("--lr", type=float, default=defaults.lr, help=f"learning rate (default {defaults.lr})")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
@@ -47,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     base = load_models(args.weights, device="cpu")
-    clip = person_clip_from_video(args.video, args.pose_curve, image_size=args.image_size)
+    clip = person_clip_from_video(args.video, args.pose_curve, image_size=args.image_size,
+                                  face_detector=args.face_detector)
     config = PersonalizeConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, window=args.window,
                                precision=args.precision, device=args.device)
     result = personalize(base, clip, config, out=args.out, progress=ProgressBar("personalize", unit="steps"),

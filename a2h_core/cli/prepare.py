@@ -13,10 +13,10 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     """Register `prepare`; its handler is stored as the parser default `func`."""
     parser = subparsers.add_parser(
         "prepare", help="decode training clips once into shards (features, poses, frames)",
-        description="Decode every video under CLIPS (recursively; with sound and a head-pose curve beside it: "
-                    "<clip>.pose.json, <clip>.pose.csv or an OpenFace 2.0 <clip>.csv) into training shards under "
-                    "--out. Clips in train/ and val/ folders keep that split. Resumable: finished clips are skipped. "
-                    "Broken clips are reported and skipped.")
+        description="Decode every video under CLIPS (recursively; with sound, and a head-pose curve beside it: "
+                    "<clip>.pose.json, <clip>.pose.csv or an OpenFace 2.0 <clip>.csv, else one fitted to the video "
+                    "with --face-detector) into training shards under --out. Clips in train/ and val/ folders keep "
+                    "that split. Resumable: finished clips are skipped. Broken clips are reported and skipped.")
     parser.add_argument("clips", type=Path, help="folder of talking-head clips (face crops)")
     parser.add_argument("--out", type=Path, required=True, help="data folder to write (shards + manifest.json)")
     parser.add_argument("--workers", type=int, default=1, help="clips decoded in parallel (default 1)")
@@ -24,13 +24,16 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                         help="share of clips outside train/ and val/ folders used for validation (default 0.1)")
     parser.add_argument("--image-size", type=int, default=IMAGE_SIZE, help=f"stored frame size (default {IMAGE_SIZE})")
     parser.add_argument("--min-frames", type=int, default=25, help="skip clips shorter than this (default 25 = 1 s)")
+    parser.add_argument("--face-detector", default="auto",
+                        help="fits head poses to clips without a curve file: auto (default), yunet, mtcnn, a "
+                             "weights file, or none (such clips are then skipped)")
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     config = PrepareConfig(image_size=args.image_size, val_fraction=args.val_fraction, min_frames=args.min_frames,
-                           workers=max(1, args.workers))
+                           workers=max(1, args.workers), face_detector=args.face_detector)
     results = prepare_dataset(args.clips, args.out, config, progress=ProgressBar("prepare", unit="clips"))
     counts = {status: sum(r.status == status for r in results) for status in ("prepared", "skipped-done", "failed")}
     frames = {split: sum(r.record.frames for r in results if r.record and r.record.split == split)

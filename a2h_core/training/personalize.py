@@ -33,7 +33,7 @@ from a2h_core.pose import PoseCurve, load_pose_curve
 from a2h_core.training.config import PoseLossConfig, TrainConfig
 from a2h_core.training.datasets import MemoryClip
 from a2h_core.training.pose_task import PoseTask, evaluate_predictor
-from a2h_core.training.prepare import decode_frames, find_curve
+from a2h_core.training.prepare import clip_curve, decode_frames
 from a2h_core.training.setup import discriminator_config
 from a2h_core.training.trainer import Trainer
 
@@ -91,16 +91,17 @@ def person_clip(frames: np.ndarray, audio, curve: PoseCurve, name: str = "person
                       poses=curve.values[:count].astype(np.float32), frames_rgb=resized)
 
 
-def person_clip_from_video(video: str | Path, pose_curve: str | Path | None = None,
-                           image_size: int = IMAGE_SIZE) -> MemoryClip:
-    """A clip in memory from a video file with sound (any rate: resampled to 25 fps) and its curve (default: the
-    `<clip>.pose.json` / `.pose.csv` / OpenFace `.csv` beside it)."""
+def person_clip_from_video(video: str | Path, pose_curve: str | Path | None = None, image_size: int = IMAGE_SIZE,
+                           face_detector: str = "auto") -> MemoryClip:
+    """A clip in memory from a video file with sound (any rate: resampled to 25 fps) and its curve: `pose_curve`,
+    else the `<clip>.pose.json` / `.pose.csv` / OpenFace `.csv` beside it, else one fitted to the video's frames
+    with `face_detector` (see `prepare.clip_curve`)."""
     video = Path(video)
     if not video.is_file():
         raise Audio2HeadError(f"--video {video} does not exist")
-    curve_file = Path(pose_curve) if pose_curve else find_curve(video)
     frames, _ = decode_frames(video, image_size)
-    return person_clip(frames, video, load_pose_curve(curve_file), name=video.name, image_size=image_size)
+    curve = load_pose_curve(pose_curve) if pose_curve else clip_curve(video, frames, face_detector)[0]
+    return person_clip(frames, video, curve, name=video.name, image_size=image_size)
 
 
 def split_holdout(clip: MemoryClip, fraction: float) -> tuple[MemoryClip, MemoryClip]:

@@ -1,7 +1,6 @@
 """Clips in, prepared shards out (`python -m a2h_core prepare`).
 
-Every video under the clips folder (recursively; extensions `VIDEO_SUFFIXES`) with an audio track and a head-pose
-curve beside it is decoded once:
+Every video under the clips folder (recursively; extensions `VIDEO_SUFFIXES`) with an audio track is decoded once:
 
 - frames are resampled to 25 fps (each 25 fps instant takes the decoded frame nearest in time) and resized to
   S x S with the inference image filter (`resize_uint8`); the clips should already be face crops;
@@ -10,7 +9,8 @@ curve beside it is decoded once:
 - the curve is `<clip>.pose.json` or `<clip>.pose.csv` (our curve formats) or `<clip>.csv` (an OpenFace 2.0
   FeatureExtraction CSV, the paper's ground truth), resampled to 25 fps. It must cover the video: a curve that is
   more than `PrepareConfig.length_tolerance` poses longer or shorter than the video's frames is an error for
-  that clip. A clip without a curve is an error too: poses are never invented.
+  that clip. A clip without a curve gets one fitted to its frames (`a2h_core.face.pose_from_video`, the
+  `face_detector` setting); a clip where no face is found is an error: poses are never invented.
 
 The clip's length is the shortest of video frames, feature frames and curve poses. Clips in a folder named
 ``train`` or ``val`` keep that split; the others are assigned by a hash of their name (`--val-fraction`), the same
@@ -24,6 +24,7 @@ import concurrent.futures
 import hashlib
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,14 +33,16 @@ import numpy as np
 
 from a2h_core.audio.features import extract_features
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, FPS, IMAGE_SIZE, NUM_AUDIO_FEATURES
-from a2h_core.errors import Audio2HeadError
+from a2h_core.errors import A2HWarning, Audio2HeadError
+from a2h_core.face import load_face_detector, pose_from_video
 from a2h_core.io.image import resize_uint8
 from a2h_core.io.weights import file_sha256
-from a2h_core.pose import load_pose_curve
+from a2h_core.pose import PoseCurve, load_pose_curve
 from a2h_core.training.shards import ClipRecord, shard_metadata, shard_path, write_manifest, write_shard
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".ts")
 CURVE_SUFFIXES = (".pose.json", ".pose.csv", ".csv")  # looked for beside a clip, in this order
+PROBE_FRAMES = 3  # frames checked for a face before head poses are fitted to a clip without a curve
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class PrepareConfig:
     min_frames: int = 25  # clips shorter than this (at 25 fps) are skipped as too short
     length_tolerance: int = 2  # poses the curve may differ from the video's frame count (resampling rounding)
     workers: int = 1  # clips decoded in parallel (processes)
+    face_detector: str = "auto"  # fits head poses to clips without a curve file: auto, yunet, mtcnn, a file, or none
 
 
 @dataclass(frozen=True)
@@ -82,15 +86,39 @@ def split_of(name: str, val_fraction: float) -> str:
     return "val" if bucket < val_fraction else "train"
 
 
-def find_curve(video: Path) -> Path:
-    """The head-pose curve beside a clip, or an error naming the files looked for."""
-    candidates = [video.with_name(video.stem + suffix) for suffix in CURVE_SUFFIXES]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    names = ", ".join(c.name for c in candidates)
-    raise Audio2HeadError(f"no head-pose curve: expected one of {names} beside the clip (pose estimation from the "
-                          "video is not available yet, and a curve is never invented)")
+def find_curve(video: Path) -> Path | None:
+    """The head-pose curve file beside a clip, or None."""
+    return next((path for path in _curve_candidates(video) if path.is_file()), None)
+
+
+def _curve_candidates(video: Path) -> list[Path]:
+    return [video.with_name(video.stem + suffix) for suffix in CURVE_SUFFIXES]
+
+
+def clip_curve(video: Path, frames: np.ndarray, face_detector: str = "auto") -> tuple[PoseCurve, str]:
+    """The clip's head-pose curve at 25 fps and where it came from: the curve file beside the clip, else the head
+    poses fitted to its frames (25 fps, as `decode_frames` gives them) by `a2h_core.face.pose_from_video` with
+    `face_detector`; "none" turns that off. A curve is never invented: a clip where no face is found is an error."""
+    curve_file = find_curve(video)
+    if curve_file is not None:
+        return load_pose_curve(curve_file), curve_file.name  # resampled to 25 fps
+    names = ", ".join(path.name for path in _curve_candidates(video))
+    if face_detector == "none":
+        raise Audio2HeadError(f"no head-pose curve: expected one of {names} beside the clip (estimating one from "
+                              "the video is off: --face-detector none)")
+    try:
+        detector = load_face_detector(face_detector)
+        # A talking-head clip shows its face throughout: three frames without one reject it before a full fit.
+        probes = np.linspace(0, len(frames) - 1, PROBE_FRAMES).round().astype(int)
+        if not any(detector.detect(frames[index]) for index in probes):
+            raise Audio2HeadError(f"no face found at frames {', '.join(map(str, probes))}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", A2HWarning)  # gaps are bridged; the summary says the curve was fitted
+            curve = pose_from_video(frames, FPS, detector=detector)
+    except Audio2HeadError as exc:
+        raise Audio2HeadError(f"no head-pose curve ({names}) beside the clip, and none could be fitted to the video: "
+                              f"{str(exc).splitlines()[0]}") from None
+    return curve, f"fitted to the video ({face_detector} face detector)"
 
 
 def decode_frames(path: Path, size: int) -> tuple[np.ndarray, float]:
@@ -143,13 +171,12 @@ def prepare_clip(video: Path, root: Path, out: Path, config: PrepareConfig) -> C
         if existing is not None and existing.get("source_sha256") == sha \
                 and existing.get("image_size") == str(config.image_size):
             return ClipResult(name, "skipped-done", int(existing["frames"]), record=_record(existing, out, target))
-        curve_file = find_curve(video)
-        curve = load_pose_curve(curve_file)  # resampled to 25 fps
         frames, source_fps = decode_frames(video, config.image_size)
+        curve, pose_source = clip_curve(video, frames, config.face_detector)
         features = extract_features(video)
         audio_frames = features.num_frames
         if abs(len(curve) - len(frames)) > config.length_tolerance:
-            raise Audio2HeadError(f"the curve {curve_file.name} has {len(curve)} poses at 25 fps but the video has "
+            raise Audio2HeadError(f"the curve {pose_source} has {len(curve)} poses at 25 fps but the video has "
                                   f"{len(frames)} frames: give a curve with one pose per video frame")
         count = min(len(frames), audio_frames, len(curve))
         if count < config.min_frames:
@@ -158,7 +185,7 @@ def prepare_clip(video: Path, root: Path, out: Path, config: PrepareConfig) -> C
         rows = np.asarray(features.values[: count * FEATURE_ROWS_PER_FRAME], dtype=np.float32)
         metadata = {
             "name": name, "split": split, "image_size": str(config.image_size), "source_sha256": sha,
-            "pose_source": curve_file.relative_to(root).as_posix(), "source_fps": f"{source_fps:g}",
+            "pose_source": pose_source, "source_fps": f"{source_fps:g}",
         }
         write_shard(target, rows.reshape(count, FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES),
                     curve.values[:count].astype(np.float32), frames[:count], metadata)
