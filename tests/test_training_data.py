@@ -177,7 +177,7 @@ def test_prepare_fits_the_head_poses_of_a_clip_without_a_curve(tmp_path, capsys)
         pytest.skip("the 'mtcnn' package (the offline detector's weights) is not installed")
     frames, roll = rolling_video(frames=40, size=192, scale=0.45)
     audio, drive = synthetic_speech(40 / 25, seed=11)
-    placeholder = PoseCurve(np.zeros((40, 6)) + [0, 0, 0, 0, 0, 300])  # not written: with_curve=False
+    placeholder = PoseCurve.still(num_poses=40)  # not written: with_curve=False
     write_clip(SyntheticClip(frames, audio, placeholder, drive), tmp_path / "clips" / "train" / "astronaut.mkv",
                with_curve=False)
     out = tmp_path / "data"
