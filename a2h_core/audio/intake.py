@@ -65,8 +65,9 @@ def audio_file_info(path) -> AudioFileInfo:
                               "mp3, m4a, ogg).") from None
 
 
-def decoded_frames(path) -> Iterator[tuple[np.ndarray, int]]:
-    """The first audio stream of a file, frame by frame: ([C, n] samples in the stream's own dtype, rate)."""
+def decoded_frames(path, with_layout: bool = False) -> Iterator[tuple]:
+    """The first audio stream of a file, frame by frame: ([C, n] samples in the stream's own dtype, rate), plus the
+    channel names (FFmpeg's: "FL", "FR", "FC", "LFE", ...) when `with_layout`."""
     info = audio_file_info(path)
     import av
 
@@ -76,9 +77,52 @@ def decoded_frames(path) -> Iterator[tuple[np.ndarray, int]]:
                 samples = frame.to_ndarray()
                 if not frame.format.is_planar:  # packed frames come as [1, n * C], interleaved
                     samples = samples.reshape(-1, len(frame.layout.channels)).T
-                yield samples, frame.sample_rate
+                if with_layout:
+                    yield samples, frame.sample_rate, tuple(channel.name for channel in frame.layout.channels)
+                else:
+                    yield samples, frame.sample_rate
     except av.FFmpegError as error:
         raise Audio2HeadError(f"Cannot decode {info.path}: {error}. Check that it is a valid audio file.") from None
+
+
+def finite_float64(samples: np.ndarray) -> tuple[np.ndarray, int]:
+    """Samples as float64 (`to_float64`) with NaN and Inf replaced by 0 (silence), and how many were replaced.
+
+    Used for the features and for the soundtrack alike: a few bad samples must not crash the video encoder."""
+    block = to_float64(samples)
+    bad = ~np.isfinite(block)
+    count = int(np.count_nonzero(bad))
+    if count:
+        block = np.where(bad, 0.0, block)
+    return block, count
+
+
+# FFmpeg's down-mix (libswresample `swr_build_matrix`, its defaults: centre and surround at -3 dB, LFE left out),
+# as (left, right) weights per channel name before normalisation. Unknown channels go half to each side.
+_HALF_POWER = math.sqrt(0.5)
+_STEREO_WEIGHTS = {
+    "FL": (1.0, 0.0), "FR": (0.0, 1.0), "FC": (_HALF_POWER, _HALF_POWER), "LFE": (0.0, 0.0),
+    "LFE2": (0.0, 0.0), "BL": (_HALF_POWER, 0.0), "BR": (0.0, _HALF_POWER), "SL": (_HALF_POWER, 0.0),
+    "SR": (0.0, _HALF_POWER), "BC": (0.5, 0.5), "FLC": (1.0, 0.0), "FRC": (0.0, 1.0),
+}
+
+
+def downmix_matrix(channel_names, outputs: int) -> np.ndarray:
+    """[outputs, channels] weights that mix named channels to mono (1) or stereo (2) as FFmpeg's `-ac 1` / `-ac 2`
+    do for 16-bit output: FFmpeg's channel weights, scaled so that no output can exceed full scale (each row's
+    absolute weights sum to at most 1). 5.1 to stereo: L = 0.414 FL + 0.293 FC + 0.293 BL, LFE dropped; to mono:
+    0.207 FL + 0.207 FR + 0.293 FC + 0.146 BL + 0.146 BR. Mono and stereo input stay as they are (stereo to mono is
+    the mean); unnamed channels (arrays carry no layout) are averaged."""
+    names = tuple(channel_names)
+    channels = len(names)
+    if channels == outputs:
+        return np.eye(channels)
+    if channels <= 2 or any(not name for name in names):
+        return np.full((outputs, channels), 1.0 / channels)
+    stereo = np.array([_STEREO_WEIGHTS.get(name, (0.5, 0.5)) for name in names]).T  # [2, channels]
+    matrix = stereo if outputs == 2 else _HALF_POWER * stereo.sum(axis=0, keepdims=True)
+    peak = np.abs(matrix).sum(axis=1).max()
+    return matrix / peak if peak > 1.0 else matrix
 
 
 def to_float64(samples: np.ndarray) -> np.ndarray:
