@@ -70,13 +70,13 @@ def list_model_files() -> list[str]:
     return sorted(names)
 
 
-def check_relative_name(name, input_name: str, folder: str) -> str:
+def check_relative_name(name, input_name: str, folder: str, fix: str = "pick a file listed in the dropdown") -> str:
     """`name` if it names a file inside a folder (no absolute path, no `..`); Audio2HeadError otherwise."""
     if not isinstance(name, str) or not name.strip():
         raise Audio2HeadError(f"input '{input_name}': expected a file name, got {name!r}"[:200])
     parts = Path(name.replace("\\", "/")).parts
     if os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-        raise Audio2HeadError(f"input '{input_name}': {name!r} leaves {folder}; pick a file listed in the dropdown")
+        raise Audio2HeadError(f"input '{input_name}': {name!r} leaves {folder}; {fix}")
     return name
 
 
@@ -225,7 +225,8 @@ def next_output_path(prefix: str, extension: str) -> tuple[Path, str]:
     A prefix that would leave the output folder (absolute, or with `..`) is refused with a message, before
     ComfyUI's own check (which raises a bare Exception) and outside ComfyUI alike."""
     out_dir = output_directory()
-    check_relative_name(prefix, "filename_prefix", "the output folder")
+    check_relative_name(prefix, "filename_prefix", "the output folder",
+                        "give a name relative to it, such as 'audio2head/pose'")
     if not _inside(out_dir / prefix, out_dir):
         raise Audio2HeadError(f"input 'filename_prefix': {prefix!r} leaves the output folder")
     folder_paths = _folder_paths()
