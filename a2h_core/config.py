@@ -29,6 +29,8 @@ MAX_POSE_VALUE = 1e6  # largest |number| in a pose (radians or camera units); tr
 MAX_BATCH_SIZE = 1024  # most frames per generator pass
 MIN_IMAGE_SIDE = 32  # smallest source image (or crop box) side in pixels: below it no face can be seen
 MAX_PLOT_SIDE = 8192  # largest side of a plot image, in pixels
+MIN_AUDIO_RATE = 1000  # lowest audio sample rate accepted, Hz (a file claiming 1 Hz would resample to gigabytes)
+MAX_AUDIO_RATE = 768000  # highest audio sample rate accepted, Hz
 
 # Per-dimension range of the training poses (rx, ry, rz in radians; tx, ty, tz in camera units). The pose predictor
 # works in [-1, 1] and these constants map its output back, exactly as the original inference code does.

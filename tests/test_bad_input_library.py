@@ -296,3 +296,14 @@ def test_crop_as_a_tuple_is_accepted():
 def test_load_models_none():
     with pytest.raises(Audio2HeadError, match="weights source must be a file or folder path"):
         load_models(None)
+
+
+def test_audio_rate_and_duration_are_bounded(tmp_path):
+    from a2h_core.audio.features import extract_features
+    from a2h_core.audio.intake import check_duration
+
+    wavfile.write(tmp_path / "one_hertz.wav", 1, np.zeros(50_000, np.int16))  # 14 h at 1 Hz: gigabytes at 16 kHz
+    with pytest.raises(Audio2HeadError, match=r"is 1 Hz; accepted are 1000 \.\. 768000 Hz"):
+        extract_features(tmp_path / "one_hertz.wav")
+    with pytest.raises(Audio2HeadError, match="more than the limit of 24 h"):
+        check_duration(25 * 3600 * 16000, 16000)

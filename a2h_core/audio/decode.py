@@ -31,7 +31,14 @@ import warnings
 import numpy as np
 import scipy.special
 
-from a2h_core.audio.intake import decoded_frames, downmix_matrix, finite_float64, in_memory_samples, is_audio_path
+from a2h_core.audio.intake import (
+    check_duration,
+    decoded_frames,
+    downmix_matrix,
+    finite_float64,
+    in_memory_samples,
+    is_audio_path,
+)
 from a2h_core.config import FEATURE_SAMPLE_RATE
 from a2h_core.errors import A2HWarning, Audio2HeadError
 
@@ -82,9 +89,11 @@ def to_pcm16(source, sample_rate: int | None = None) -> np.ndarray:
         rate = FEATURE_SAMPLE_RATE if rate is None else rate
     else:
         samples, rate = in_memory_samples(source, sample_rate)
+        check_duration(samples.shape[1], rate)
         for start in range(0, samples.shape[1], _MIX_BLOCK_SAMPLES):
             mixer.add(samples[:, start:start + _MIX_BLOCK_SAMPLES])
     mono = mixer.finish()
+    check_duration(mono.size, rate)
     if mono.size == 0:
         raise Audio2HeadError("The audio is empty (0 samples). Give a recording with speech in it.")
     resampled = resample_to_feature_rate(mono, rate)

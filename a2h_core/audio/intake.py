@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from a2h_core.config import MAX_AUDIO_RATE, MAX_SECONDS, MIN_AUDIO_RATE
 from a2h_core.errors import Audio2HeadError
 
 MAX_CHANNELS = 8  # most channels an array may have (7.1); used to tell [C, T] from [T, C]
@@ -59,10 +60,12 @@ def audio_file_info(path) -> AudioFileInfo:
             if not container.streams.audio:
                 raise Audio2HeadError(f"{path} has no audio stream. Give an audio file or a video with sound.")
             codec = container.streams.audio[0].codec_context
-            return AudioFileInfo(path, int(codec.sample_rate), int(codec.layout.nb_channels))
+            info = AudioFileInfo(path, int(codec.sample_rate), int(codec.layout.nb_channels))
     except av.FFmpegError as error:
         raise Audio2HeadError(f"Cannot decode {path}: {error}. Check that it is a valid audio file (wav, flac, "
                               "mp3, m4a, ogg).") from None
+    _checked_rate(info.sample_rate, str(path))
+    return info
 
 
 def decoded_frames(path, with_layout: bool = False) -> Iterator[tuple]:
@@ -202,4 +205,14 @@ def _checked_rate(sample_rate, where: str) -> int:
         rate = math.nan
     if not (rate > 0 and rate == int(rate)):
         raise Audio2HeadError(f"The sample rate of {where} must be a positive whole number of Hz; got {sample_rate!r}.")
+    if not MIN_AUDIO_RATE <= rate <= MAX_AUDIO_RATE:
+        raise Audio2HeadError(f"The sample rate of {where} is {int(rate)} Hz; accepted are {MIN_AUDIO_RATE} .. "
+                              f"{MAX_AUDIO_RATE} Hz (speech is recorded at 8000 .. 48000): resample the audio.")
     return int(rate)
+
+
+def check_duration(samples: int, rate: int) -> None:
+    """Refuse audio longer than MAX_SECONDS (24 h) before it is resampled or analysed."""
+    if samples > MAX_SECONDS * rate:
+        raise Audio2HeadError(f"The audio lasts {samples / rate / 3600:.1f} h, more than the limit of "
+                              f"{MAX_SECONDS // 3600} h: cut it into shorter clips.")
