@@ -16,6 +16,22 @@ NUM_AUDIO_FEATURES = 41  # 13 MFCC + 26 log filter bank + F0 + voiced flag
 IMAGE_SIZE = 256  # side of the square source image and pose-box images
 FEATURE_SAMPLE_RATE = 16000  # the features are computed on 16 kHz mono audio
 
+# Limits on what input may ask for. Every size a file, widget or option controls is checked against these before
+# anything is allocated, and refused with a message beyond them (README: "Limits"). A tiny file must never make a
+# shared ComfyUI server allocate gigabytes.
+MAX_SECONDS = 24 * 3600  # longest video, audio or pose curve: 24 hours
+MAX_FRAMES = MAX_SECONDS * FPS  # 2,160,000 video frames (24 h at 25 fps)
+MAX_POSES = MAX_FRAMES + 1  # longest pose curve: the frames of a 24 h video plus its end pose
+MIN_POSE_FPS = 1.0  # slowest pose rate a curve, keyframe document or OpenFace file may have (poses per second)
+MAX_POSE_FPS = 1000.0  # fastest pose rate (high-speed capture); OpenFace timestamps under 1 ms apart are refused
+MAX_SMOOTH_SIGMA = 1000.0  # widest Gaussian smoothing, sigma in poses (40 s at 25 fps)
+MAX_POSE_VALUE = 1e6  # largest |number| in a pose (radians or camera units); trained poses stay within +-400
+MAX_BATCH_SIZE = 1024  # most frames per generator pass
+MIN_IMAGE_SIDE = 32  # smallest source image (or crop box) side in pixels: below it no face can be seen
+MAX_PLOT_SIDE = 8192  # largest side of a plot image, in pixels
+MIN_AUDIO_RATE = 1000  # lowest audio sample rate accepted, Hz (a file claiming 1 Hz would resample to gigabytes)
+MAX_AUDIO_RATE = 768000  # highest audio sample rate accepted, Hz
+
 # Per-dimension range of the training poses (rx, ry, rz in radians; tx, ty, tz in camera units). The pose predictor
 # works in [-1, 1] and these constants map its output back, exactly as the original inference code does.
 POSE_MIN = np.array([-0.639, -0.501, -0.47, -102.6, -32.5, 184.6], dtype=np.float32)

@@ -1,6 +1,6 @@
-"""Importing code that is not installed: the original Audio2Head checkout a tool is pointed at, and the `comfy_api`
-test double (tests/comfy_stub) when no ComfyUI is importable. The one place where a folder is put on `sys.path`,
-and only while its modules are imported."""
+"""Importing code that is not installed: the original Audio2Head checkout a tool is pointed at, the pack's `nodes`,
+and the `comfy_api` test double (tests/comfy_stub) when no ComfyUI is importable. The one place where a folder is
+put on `sys.path`, and only while its modules are imported."""
 from __future__ import annotations
 
 import contextlib
@@ -37,3 +37,12 @@ def ensure_comfy_api() -> None:
     is on the path, otherwise the test double in tests/comfy_stub (pytest.ini puts that on the path for the tests)."""
     if importlib.util.find_spec("comfy_api") is None:
         import_from(COMFY_STUB, "comfy_api.latest")
+
+
+def pack_nodes():
+    """The pack's `nodes` package (it is not installed: ComfyUI loads it from custom_nodes/), with `comfy_api` made
+    importable first."""
+    ensure_comfy_api()
+    if "nodes" in sys.modules:
+        return sys.modules["nodes"]
+    return import_from(REPOSITORY, "nodes")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from a2h_devkit.imports import REPOSITORY, ensure_comfy_api
+from a2h_devkit.imports import REPOSITORY, pack_nodes
 
 CORE_SNAPSHOT = REPOSITORY / "tests" / "data" / "comfyui_core_nodes.json"
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -22,9 +22,7 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 def pack_object_info() -> dict[str, dict]:
     """`/object_info` entries of the pack's nodes, from their `define_schema`."""
-    ensure_comfy_api()
-    import nodes
-
+    nodes = pack_nodes()
     infos = {}
     for cls in nodes.NODE_CLASSES:
         info = json.loads(json.dumps(cls.GET_NODE_INFO_V1()))  # tuples -> lists, as the server sends them

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from a2h_core.audio.features import extract_features
 from a2h_core.config import FPS
-from a2h_core.inference.pipeline import PipelineConfig, generate
+from a2h_core.errors import Audio2HeadError
+from a2h_core.inference.pipeline import PipelineConfig, checked_config, generate
+from a2h_core.io.image import prepare_source_image
+from a2h_core.pose import PoseCurve
 
 from . import comfy
-from .common import BATCH_POLICY, CATEGORY, frames_to_image, pose_ui, single_audio, single_image
+from .common import BATCH_POLICY, CATEGORY, blame, frames_to_image, pose_ui, single_audio, single_image
 from .crop import face_detector_inputs
 from .generate import BATCH_SIZE_TOOLTIP
 from .model_loader import device_inputs, load_cached, weights_input
@@ -58,14 +62,22 @@ class Audio2HeadAllInOne(io.ComfyNode):
     @classmethod
     def execute(cls, image, audio, weights, device, dtype, batch_size, crop, paste_back, detector,
                 pose=None) -> io.NodeOutput:
-        model = load_cached(weights, device, dtype)
+        # Each input is checked on its own first, so that a message names the input it is about.
         image = single_image(image)
+        with blame("image"):
+            prepare_source_image(image)
         audio = single_audio(audio)
-        config = PipelineConfig(device=model.load_device, dtype=model.dtype, batch_size=batch_size, crop=crop,
-                                paste_back=paste_back, face_detector=detector,
-                                face_models_dir=comfy.face_models_dir())
+        with blame("audio"):
+            features = extract_features(audio)
+        if pose is not None and not isinstance(pose, PoseCurve):
+            raise Audio2HeadError(f"input 'pose': expected a head-pose curve, got a {type(pose).__name__}")
+        model = load_cached(weights, device, dtype)
+        with blame("batch_size"):
+            config = checked_config(PipelineConfig(device=model.load_device, dtype=model.dtype,
+                                                   batch_size=batch_size, crop=crop, paste_back=paste_back,
+                                                   face_detector=detector, face_models_dir=comfy.face_models_dir()))
         progress = comfy.Progress(1)  # generate() reports the real frame count with its first update
         with model.on_device() as models:
-            result = generate(image, audio, models, config, pose_curve=pose, progress=progress)
+            result = generate(image, audio, models, config, pose_curve=pose, progress=progress, features=features)
         return io.NodeOutput(frames_to_image(result.frames), float(FPS), audio, result.poses,
                              ui=pose_ui(result.poses))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from a2h_core.errors import Audio2HeadError
+
 MODEL_FOLDER = "audio2head"  # models/<this> in ComfyUI's model tree
 MODEL_EXTENSIONS = {".safetensors", ".pth", ".tar"}  # the original checkpoint is `*.pth.tar`
 
@@ -68,11 +70,31 @@ def list_model_files() -> list[str]:
     return sorted(names)
 
 
+def check_relative_name(name, input_name: str, folder: str, fix: str = "pick a file listed in the dropdown") -> str:
+    """`name` if it names a file inside a folder (no absolute path, no `..`); Audio2HeadError otherwise."""
+    if not isinstance(name, str) or not name.strip():
+        raise Audio2HeadError(f"input '{input_name}': expected a file name, got {name!r}"[:200])
+    parts = Path(name.replace("\\", "/")).parts
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+        raise Audio2HeadError(f"input '{input_name}': {name!r} leaves {folder}; {fix}")
+    return name
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or lies below it, after resolving links and `..`."""
+    try:
+        return os.path.commonpath([path.resolve(), folder.resolve()]) == str(folder.resolve())
+    except ValueError:  # different drives
+        return False
+
+
 def model_file_path(name: str) -> Path | None:
-    """Full path of a dropdown entry, or None when no model folder holds it."""
+    """Full path of a dropdown entry, or None when no model folder holds it. A name that leaves the model folders
+    (absolute, or with `..`) is refused, inside ComfyUI as outside."""
+    check_relative_name(name, "weights", f"models/{MODEL_FOLDER}")
     for folder in model_dirs():
         candidate = folder / name
-        if candidate.is_file():
+        if candidate.is_file() and _inside(candidate.parent, folder):
             return candidate
     return None
 
@@ -120,11 +142,9 @@ def auto_dtype(device: torch.device) -> torch.dtype:
 
 
 def dtype_supported(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether `dtype` is usable on `device`: fp32 always; on the CPU also bf16; on a GPU what ComfyUI reports."""
+    """Whether `dtype` is usable on a GPU `device`: what ComfyUI reports (CPUs follow a2h_core.device's rule)."""
     if dtype == torch.float32:
         return True
-    if device.type == "cpu":
-        return dtype == torch.bfloat16
     mm = _model_management()
     if mm is None:
         return True
@@ -167,14 +187,65 @@ def input_directory() -> Path:
     return Path(folder_paths.get_input_directory()) if folder_paths is not None else Path.cwd()
 
 
+PACK_EXAMPLES = Path(__file__).resolve().parent.parent / "workflows"  # example curve files shipped with the pack
+EXAMPLE_PREFIX = "example_"  # only files named example_*.json / example_*.csv there are offered
+
+
+def example_files(suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """The pack's example files with these endings, by name."""
+    if not PACK_EXAMPLES.is_dir():
+        return {}
+    return {p.name: p for p in sorted(PACK_EXAMPLES.iterdir())
+            if p.is_file() and p.name.startswith(EXAMPLE_PREFIX) and p.suffix.lower() in suffixes}
+
+
+def list_input_files(suffixes: tuple[str, ...]) -> list[str]:
+    """Files in ComfyUI's input folder (top level, as core Load Audio lists them) with these endings, then the
+    pack's examples that the input folder does not shadow."""
+    folder = input_directory()
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder)
+                       if entry.is_file() and Path(entry.name).suffix.lower() in suffixes)
+    except OSError:
+        names = []
+    return names + [name for name in example_files(suffixes) if name not in names]
+
+
+def resolve_input_file(name: str, suffixes: tuple[str, ...], input_name: str) -> Path:
+    """The file a combo entry names: inside ComfyUI's input folder, else one of the pack's examples. Nothing else is
+    ever read: absolute names, `..` and links leading out of the input folder are refused."""
+    check_relative_name(name, input_name, "ComfyUI's input folder")
+    if Path(name).suffix.lower() not in suffixes:
+        raise Audio2HeadError(f"input '{input_name}': {name!r} is not a {' or '.join(suffixes)} file")
+    folder = input_directory()
+    candidate = folder / name
+    if candidate.is_file():
+        if not _inside(candidate, folder):
+            raise Audio2HeadError(f"input '{input_name}': {name!r} links outside ComfyUI's input folder; copy the "
+                                  "file itself into the input folder")
+        return candidate
+    example = example_files(suffixes).get(name)
+    if example is not None:
+        return example
+    raise Audio2HeadError(f"input '{input_name}': {name!r} does not exist in ComfyUI's input folder ({folder}); "
+                          "upload it with the node's button or copy it there")
+
+
 def output_directory() -> Path:
     folder_paths = _folder_paths()
     return Path(folder_paths.get_output_directory()) if folder_paths is not None else Path.cwd()
 
 
 def next_output_path(prefix: str, extension: str) -> tuple[Path, str]:
-    """A new file `<output>/<prefix>_NNNNN_.<extension>` (ComfyUI's naming) and its name relative to the output."""
+    """A new file `<output>/<prefix>_NNNNN_.<extension>` (ComfyUI's naming) and its name relative to the output.
+
+    A prefix that would leave the output folder (absolute, or with `..`) is refused with a message, before
+    ComfyUI's own check (which raises a bare Exception) and outside ComfyUI alike."""
     out_dir = output_directory()
+    check_relative_name(prefix, "filename_prefix", "the output folder",
+                        "give a name relative to it, such as 'audio2head/pose'")
+    if not _inside(out_dir / prefix, out_dir):
+        raise Audio2HeadError(f"input 'filename_prefix': {prefix!r} leaves the output folder")
     folder_paths = _folder_paths()
     if folder_paths is not None:
         full_folder, filename, counter, _subfolder, _ = folder_paths.get_save_image_path(prefix, str(out_dir))

@@ -5,6 +5,7 @@ import torch
 from comfy_api.latest import io
 
 from a2h_core.config import FPS
+from a2h_core.inference.wrapper import check_keypoint_pair
 
 from . import comfy
 from .common import CATEGORY, frames_to_image
@@ -53,6 +54,9 @@ class Audio2HeadGenerator(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, source_keypoints, driving_keypoints, batch_size) -> io.NodeOutput:
+        # Both sockets have one type, so the canvas allows them swapped: one row against many says so.
+        check_keypoint_pair(source_keypoints, driving_keypoints, "input 'source_keypoints'",
+                            "input 'driving_keypoints'")
         source = source_tensor(image)
         with model.wrapper() as wrapper:
             frames = render_video(wrapper, source, source_keypoints, driving_keypoints, batch_size)

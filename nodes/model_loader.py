@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from comfy_api.latest import io
 
-from a2h_core.device import parse_dtype
+from a2h_core.device import check_compute_dtype, parse_dtype
 from a2h_core.errors import Audio2HeadError
 from a2h_core.inference.wrapper import Audio2HeadWrapper
 from a2h_core.io.weights import load_models
@@ -65,6 +65,8 @@ def _resolve_device(choice: str) -> torch.device:
 def _resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
     if choice == "auto":
         return comfy.auto_dtype(device)
+    if device.type == "cpu":  # the library's one rule for reduced precision on a CPU (a2h_core.device)
+        return check_compute_dtype(device, choice, "input 'dtype':")
     dtype = parse_dtype(choice)
     if not comfy.dtype_supported(device, dtype):
         raise Audio2HeadError(f"input 'dtype': {choice} is not supported on {device}; choose auto or fp32")
@@ -166,7 +168,10 @@ class Audio2HeadModelLoader(io.ComfyNode):
     @classmethod
     def fingerprint_inputs(cls, weights, **settings):
         """A replaced weight file (new modification time) runs the node again instead of reusing its output."""
-        path = comfy.model_file_path(weights)
+        try:
+            path = comfy.model_file_path(weights)
+        except Audio2HeadError:
+            return weights
         return path.stat().st_mtime_ns if path is not None else weights
 
     @classmethod

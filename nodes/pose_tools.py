@@ -60,10 +60,12 @@ def target_length(features, num_frames: int, fallback: int | None, what: str) ->
     return fallback
 
 
+CURVE_SUFFIXES = (".json", ".csv")  # what Pose Load lists and reads
+
+
 def resolve_input_path(path: str) -> Path:
-    """An absolute path as given; a relative one inside ComfyUI's input folder."""
-    file = Path(path.strip()).expanduser()
-    return file if file.is_absolute() else comfy.input_directory() / file
+    """The curve file a Pose Load entry names: in ComfyUI's input folder or the pack's examples, nowhere else."""
+    return comfy.resolve_input_file(path, CURVE_SUFFIXES, "path")
 
 
 def result(curve: PoseCurve) -> io.NodeOutput:
@@ -82,8 +84,10 @@ class Audio2HeadPoseLoad(io.ComfyNode):
             description="Loads a head-pose curve from a .json or .csv file (format detected from the content; "
                         "OpenFace 2.0 FeatureExtraction CSVs with pose_Tx..pose_Rz work too).",
             inputs=[
-                io.String.Input("path", default="pose.json",
-                                tooltip="File path; a relative path is looked up in ComfyUI's input folder."),
+                io.Combo.Input("path", options=comfy.list_input_files(CURVE_SUFFIXES),
+                               tooltip="A .json or .csv curve in ComfyUI's input folder (upload one with the button "
+                                       "below), or one of this pack's examples (example_*.csv). Files elsewhere "
+                                       "are never read."),
                 io.Float.Input("fps", default=float(FPS), min=1.0, max=240.0, step=1.0,
                                tooltip="Resample the curve to this pose rate (25 is the model's)."),
             ],
@@ -91,15 +95,30 @@ class Audio2HeadPoseLoad(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, path, fps):
+        """A name that is not a curve file in the input folder or the examples is refused before the run; files
+        uploaded after the page was loaded are accepted (ComfyUI's own list check is replaced by this one)."""
+        try:
+            resolve_input_path(path)
+        except Audio2HeadError as error:
+            return str(error)
+        return True
+
+    @classmethod
     def fingerprint_inputs(cls, path, fps):
         """An edited file (new modification time) is read again instead of reusing the node's last output."""
-        file = resolve_input_path(path)
-        return (str(file), file.stat().st_mtime_ns if file.is_file() else None, fps)
+        try:
+            file = resolve_input_path(path)
+        except Audio2HeadError:
+            return (path, None, fps)
+        return (str(file), file.stat().st_mtime_ns, fps)
 
     @classmethod
     def execute(cls, path, fps) -> io.NodeOutput:
+        file = resolve_input_path(path)
         with blame("path"):
-            return result(load_pose_curve(resolve_input_path(path), fps=fps))
+            # Messages name the entry, not the server's folder layout, and never quote the file's contents.
+            return result(load_pose_curve(file, fps=fps))
 
 
 class Audio2HeadPoseSave(io.ComfyNode):

@@ -15,6 +15,12 @@ from a2h_devkit.random_weights import write_reduced_weights
 from a2h_devkit.speech import speech_like
 
 
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """No test touches the internet: the Hugging Face client (face detector, Hub weights) works offline."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
 @pytest.fixture(scope="session")
 def reduced_weights(tmp_path_factory):
     """A models/audio2head-like folder holding one file, reduced.safetensors: random reduced-width networks (as

@@ -167,10 +167,11 @@ def test_crop_past_the_edge_is_padded_by_repeating_the_edge():
     np.testing.assert_array_equal(cut[1:, 2:], rgb[:3, :3])
     np.testing.assert_array_equal(cut[0, 0], rgb[0, 0])  # corner repeated
     np.testing.assert_array_equal(cut[2, 0], rgb[1, 0])  # left edge repeated along its row
-    source, info = prepare_source_image(rgb, CropBox(-2, -1, 5, 4))
-    assert source.shape == (1, 3, 256, 256) and info.box == CropBox(-2, -1, 5, 4)
+    picture = np.zeros((64, 64, 3), np.uint8)  # crop boxes need 32x32 pixels (the issue-16 limit)
+    source, info = prepare_source_image(picture, CropBox(-8, -4, 40, 40))
+    assert source.shape == (1, 3, 256, 256) and info.box == CropBox(-8, -4, 40, 40)
     with pytest.raises(Audio2HeadError, match="entirely outside"):
-        prepare_source_image(rgb, CropBox(8, 0, 4, 4))
+        prepare_source_image(picture, CropBox(64, 0, 40, 40))
 
 
 # ------------------------------------------------------------------------------------------------ detectors

@@ -226,9 +226,11 @@ def test_predicted_poses_have_one_more_pose_than_frames(models, source):
 
 
 @pytest.mark.slow  # ~30 s on an AVX2-only CPU (no native bf16: a motion-field window), 0.7 s with AVX-512
-def test_bf16_autocast_stays_close(models, source):
+def test_bf16_autocast_stays_close(models, source, monkeypatch):
     """The whole video stage under bf16 autocast. The default run covers bf16 autocast on the keypoint detector and
     the generator (tests/test_networks.py, tests/test_nodes.py)."""
+    import a2h_core.device
+    monkeypatch.setattr(a2h_core.device, "cpu_has_native_bf16", lambda: True)  # numbers, not speed, are tested here
     wrapper32, wrapper16 = Audio2HeadWrapper(models), Audio2HeadWrapper(models, dtype="bf16")
     features, curve = _features(4), _poses(5)
     frames = []

@@ -305,7 +305,7 @@ def still_head() -> Graph:
         pose_links=(("poses", "pose", "still", "pose"), ("features", "features", "still", "features")))
 
 
-OPENFACE_FILE = "example_openface_pose.csv"  # shipped in workflows/; users copy it to ComfyUI/input
+OPENFACE_FILE = "example_openface_pose.csv"  # shipped in workflows/; Pose Load offers it in its dropdown
 
 
 def pose_from_file() -> Graph:
@@ -320,8 +320,9 @@ def pose_from_file() -> Graph:
         "Pose Load reads a .json or .csv pose curve (this pack's format, see a2h_core/pose/curve.py) or an "
         "OpenFace 2.0 "
         "FeatureExtraction CSV (pose_Tx .. pose_Rz, the tool the paper used for its ground truth) from "
-        "ComfyUI/input, resampled to 25 fps. Copy the example workflows/example_openface_pose.csv (synthetic motion "
-        "in OpenFace's layout, 30 fps) into ComfyUI/input. Pose Retime fits the curve to the audio (pingpong: loops "
+        "ComfyUI/input (upload one with the node's button), resampled to 25 fps. The dropdown also offers the pack's "
+        "example_openface_pose.csv (synthetic motion in OpenFace's layout, 30 fps). Pose Retime fits the curve to the "
+        "audio (pingpong: loops "
         "back and forth), Pose Edit scales the motion, offsets it and smooths jitter. Each pose node plots its "
         "curve after a run.\n\n"), tools, pose_width=810, pose_from=("edit", "pose"),
         pose_links=(("load", "pose", "retime", "pose"), ("features", "features", "retime", "features"),

@@ -5,8 +5,9 @@ samples back, subtracted their mean and divided by their peak. This module repro
 
 1. convert the samples to float64 (integer PCM is scaled to +-1 as ffmpeg does: int16 / 32768, ...);
 2. replace NaN and Inf with 0 (with a warning giving the count);
-3. average the channels (exactly ffmpeg's `-ac 1` for mono and stereo; for 5.1 ffmpeg weights FL, FR, FC, LFE,
-   surrounds 0.207, 0.207, 0.293, 0, 0.146 each, while we take the plain average: arrays carry no channel layout);
+3. mix the channels to mono as ffmpeg's `-ac 1` does (`intake.downmix_matrix`): the mean for stereo; for a file
+   with more channels ffmpeg's weights (5.1: FL, FR, FC, LFE, surrounds 0.207, 0.207, 0.293, 0, 0.146 each);
+   arrays carry no channel layout and are averaged;
 4. resample to 16 kHz with ffmpeg's default resampler (a Kaiser-windowed sinc, reproduced here in numpy);
 5. round to the 16-bit grid, limiting to [-32768, 32767] as ffmpeg's s16 output does;
 6. subtract the mean and divide by the peak, exactly as the original did on the 16-bit samples.
@@ -30,7 +31,14 @@ import warnings
 import numpy as np
 import scipy.special
 
-from a2h_core.audio.intake import decoded_frames, in_memory_samples, is_audio_path, to_float64
+from a2h_core.audio.intake import (
+    check_duration,
+    decoded_frames,
+    downmix_matrix,
+    finite_float64,
+    in_memory_samples,
+    is_audio_path,
+)
 from a2h_core.config import FEATURE_SAMPLE_RATE
 from a2h_core.errors import A2HWarning, Audio2HeadError
 
@@ -71,19 +79,21 @@ def to_pcm16(source, sample_rate: int | None = None) -> np.ndarray:
                 f"sample_rate={sample_rate} was given with a file path; the file's own rate is used. "
                 "Remove the sample_rate argument.")
         rate = None
-        for samples, frame_rate in decoded_frames(source):
+        for samples, frame_rate, names in decoded_frames(source, with_layout=True):
             if rate is not None and frame_rate != rate:
                 raise Audio2HeadError(
                     f"The sample rate of {source} changes from {rate} to {frame_rate} Hz mid-stream; convert it to "
                     "one rate first (e.g. with ffmpeg).")
             rate = frame_rate
-            mixer.add(samples)
+            mixer.add(samples, names)
         rate = FEATURE_SAMPLE_RATE if rate is None else rate
     else:
         samples, rate = in_memory_samples(source, sample_rate)
+        check_duration(samples.shape[1], rate)
         for start in range(0, samples.shape[1], _MIX_BLOCK_SAMPLES):
             mixer.add(samples[:, start:start + _MIX_BLOCK_SAMPLES])
     mono = mixer.finish()
+    check_duration(mono.size, rate)
     if mono.size == 0:
         raise Audio2HeadError("The audio is empty (0 samples). Give a recording with speech in it.")
     resampled = resample_to_feature_rate(mono, rate)
@@ -220,16 +230,16 @@ class _MonoMixer:
         self.non_finite = 0  # NaN/Inf samples replaced by 0
         self.clipped = 0  # input samples on a flat top at full scale, or beyond it
 
-    def add(self, samples: np.ndarray) -> None:
-        """Add a [C, n] block of samples (any supported dtype)."""
-        block = to_float64(samples)
-        bad = ~np.isfinite(block)
-        bad_count = int(np.count_nonzero(bad))
-        if bad_count:
-            block = np.where(bad, 0.0, block)
+    def add(self, samples: np.ndarray, channel_names=None) -> None:
+        """Add a [C, n] block of samples (any supported dtype); named channels (a file's layout) are mixed with
+        FFmpeg's `-ac 1` weights, unnamed ones averaged."""
+        block, bad_count = finite_float64(samples)
         self.non_finite += bad_count
         self.clipped += _count_clipped(block)
-        self.blocks.append(block.mean(axis=0))
+        if channel_names is not None and block.shape[0] > 2:
+            self.blocks.append((downmix_matrix(channel_names, 1) @ block)[0])
+        else:
+            self.blocks.append(block.mean(axis=0))
 
     def finish(self) -> np.ndarray:
         if self.non_finite:

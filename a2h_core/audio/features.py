@@ -20,6 +20,7 @@ a warning, where the original would emit NaN.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from a2h_core.audio.decode import normalise_peak, to_pcm16
 from a2h_core.audio.harvest import harvest
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, FEATURE_SAMPLE_RATE, FPS, NUM_AUDIO_FEATURES
 from a2h_core.errors import Audio2HeadError
+from a2h_core.paths import atomic_output, checked_output_file
 
 NUM_MFCC = 13  # python_speech_features mfcc default numcep
 NUM_FILTERBANK = 26  # python_speech_features default nfilt
@@ -86,10 +88,15 @@ class AudioFeatures:
 
     def save(self, path) -> Path:
         """Write the [rows, 41] float64 array as .npy (the suffix is added if missing); returns the path."""
-        path = Path(path)
-        if path.suffix != ".npy":
+        if isinstance(path, (str, os.PathLike)) and Path(path).expanduser().is_dir():
+            raise Audio2HeadError(f"features file {str(path)!r} is an existing folder: give a file name, e.g. "
+                                  f"{str(Path(path) / 'features.npy')!r}")
+        path = Path(path) if isinstance(path, (str, os.PathLike)) else path
+        if isinstance(path, Path) and path.suffix != ".npy":
             path = path.with_name(path.name + ".npy")
-        np.save(path, self.values)
+        path = checked_output_file(path, "features file")
+        with atomic_output(path, "features file") as temp, open(temp, "wb") as handle:
+            np.save(handle, self.values)
         return path
 
     @classmethod

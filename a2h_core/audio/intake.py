@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from a2h_core.config import MAX_AUDIO_RATE, MAX_SECONDS, MIN_AUDIO_RATE
 from a2h_core.errors import Audio2HeadError
 
 MAX_CHANNELS = 8  # most channels an array may have (7.1); used to tell [C, T] from [T, C]
@@ -59,14 +60,17 @@ def audio_file_info(path) -> AudioFileInfo:
             if not container.streams.audio:
                 raise Audio2HeadError(f"{path} has no audio stream. Give an audio file or a video with sound.")
             codec = container.streams.audio[0].codec_context
-            return AudioFileInfo(path, int(codec.sample_rate), int(codec.layout.nb_channels))
+            info = AudioFileInfo(path, int(codec.sample_rate), int(codec.layout.nb_channels))
     except av.FFmpegError as error:
         raise Audio2HeadError(f"Cannot decode {path}: {error}. Check that it is a valid audio file (wav, flac, "
                               "mp3, m4a, ogg).") from None
+    _checked_rate(info.sample_rate, str(path))
+    return info
 
 
-def decoded_frames(path) -> Iterator[tuple[np.ndarray, int]]:
-    """The first audio stream of a file, frame by frame: ([C, n] samples in the stream's own dtype, rate)."""
+def decoded_frames(path, with_layout: bool = False) -> Iterator[tuple]:
+    """The first audio stream of a file, frame by frame: ([C, n] samples in the stream's own dtype, rate), plus the
+    channel names (FFmpeg's: "FL", "FR", "FC", "LFE", ...) when `with_layout`."""
     info = audio_file_info(path)
     import av
 
@@ -76,9 +80,52 @@ def decoded_frames(path) -> Iterator[tuple[np.ndarray, int]]:
                 samples = frame.to_ndarray()
                 if not frame.format.is_planar:  # packed frames come as [1, n * C], interleaved
                     samples = samples.reshape(-1, len(frame.layout.channels)).T
-                yield samples, frame.sample_rate
+                if with_layout:
+                    yield samples, frame.sample_rate, tuple(channel.name for channel in frame.layout.channels)
+                else:
+                    yield samples, frame.sample_rate
     except av.FFmpegError as error:
         raise Audio2HeadError(f"Cannot decode {info.path}: {error}. Check that it is a valid audio file.") from None
+
+
+def finite_float64(samples: np.ndarray) -> tuple[np.ndarray, int]:
+    """Samples as float64 (`to_float64`) with NaN and Inf replaced by 0 (silence), and how many were replaced.
+
+    Used for the features and for the soundtrack alike: a few bad samples must not crash the video encoder."""
+    block = to_float64(samples)
+    bad = ~np.isfinite(block)
+    count = int(np.count_nonzero(bad))
+    if count:
+        block = np.where(bad, 0.0, block)
+    return block, count
+
+
+# FFmpeg's down-mix (libswresample `swr_build_matrix`, its defaults: centre and surround at -3 dB, LFE left out),
+# as (left, right) weights per channel name before normalisation. Unknown channels go half to each side.
+_HALF_POWER = math.sqrt(0.5)
+_STEREO_WEIGHTS = {
+    "FL": (1.0, 0.0), "FR": (0.0, 1.0), "FC": (_HALF_POWER, _HALF_POWER), "LFE": (0.0, 0.0),
+    "LFE2": (0.0, 0.0), "BL": (_HALF_POWER, 0.0), "BR": (0.0, _HALF_POWER), "SL": (_HALF_POWER, 0.0),
+    "SR": (0.0, _HALF_POWER), "BC": (0.5, 0.5), "FLC": (1.0, 0.0), "FRC": (0.0, 1.0),
+}
+
+
+def downmix_matrix(channel_names, outputs: int) -> np.ndarray:
+    """[outputs, channels] weights that mix named channels to mono (1) or stereo (2) as FFmpeg's `-ac 1` / `-ac 2`
+    do for 16-bit output: FFmpeg's channel weights, scaled so that no output can exceed full scale (each row's
+    absolute weights sum to at most 1). 5.1 to stereo: L = 0.414 FL + 0.293 FC + 0.293 BL, LFE dropped; to mono:
+    0.207 FL + 0.207 FR + 0.293 FC + 0.146 BL + 0.146 BR. Mono and stereo input stay as they are (stereo to mono is
+    the mean); unnamed channels (arrays carry no layout) are averaged."""
+    names = tuple(channel_names)
+    channels = len(names)
+    if channels == outputs:
+        return np.eye(channels)
+    if channels <= 2 or any(not name for name in names):
+        return np.full((outputs, channels), 1.0 / channels)
+    stereo = np.array([_STEREO_WEIGHTS.get(name, (0.5, 0.5)) for name in names]).T  # [2, channels]
+    matrix = stereo if outputs == 2 else _HALF_POWER * stereo.sum(axis=0, keepdims=True)
+    peak = np.abs(matrix).sum(axis=1).max()
+    return matrix / peak if peak > 1.0 else matrix
 
 
 def to_float64(samples: np.ndarray) -> np.ndarray:
@@ -158,4 +205,14 @@ def _checked_rate(sample_rate, where: str) -> int:
         rate = math.nan
     if not (rate > 0 and rate == int(rate)):
         raise Audio2HeadError(f"The sample rate of {where} must be a positive whole number of Hz; got {sample_rate!r}.")
+    if not MIN_AUDIO_RATE <= rate <= MAX_AUDIO_RATE:
+        raise Audio2HeadError(f"The sample rate of {where} is {int(rate)} Hz; accepted are {MIN_AUDIO_RATE} .. "
+                              f"{MAX_AUDIO_RATE} Hz (speech is recorded at 8000 .. 48000): resample the audio.")
     return int(rate)
+
+
+def check_duration(samples: int, rate: int) -> None:
+    """Refuse audio longer than MAX_SECONDS (24 h) before it is resampled or analysed."""
+    if samples > MAX_SECONDS * rate:
+        raise Audio2HeadError(f"The audio lasts {samples / rate / 3600:.1f} h, more than the limit of "
+                              f"{MAX_SECONDS // 3600} h: cut it into shorter clips.")

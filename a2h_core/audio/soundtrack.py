@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from a2h_core.audio.intake import audio_file_info, in_memory_samples, is_audio_path, to_float64
+from a2h_core.audio.intake import (
+    audio_file_info,
+    decoded_frames,
+    downmix_matrix,
+    finite_float64,
+    in_memory_samples,
+    is_audio_path,
+)
 from a2h_core.errors import Audio2HeadError
 
 # AAC encodes these rates natively; any other rate is resampled to 48 kHz.
@@ -28,9 +35,11 @@ class Soundtrack:
 def load_soundtrack(source, sample_rate: int | None = None) -> Soundtrack:
     """The audio to put in the video, from any source `a2h_core.audio.intake` reads.
 
-    A file is decoded lazily while the video is written. Mono stays mono; two or more channels become stereo for a
-    file (FFmpeg's downmix) and mono for an array with more than two (the mean). Rates AAC cannot store are
-    resampled to 48 kHz. NaN and Inf samples become silence.
+    A file is decoded lazily while the video is written. Mono stays mono; a file with more than two channels is
+    down-mixed to stereo with FFmpeg's channel weights, scaled so that the mix cannot exceed full scale
+    (`intake.downmix_matrix`); an array with more than two channels (no layout) becomes mono (the mean). NaN and
+    Inf samples become silence, and samples are limited to full scale (+-1). Rates AAC cannot store are resampled
+    to 48 kHz.
     """
     if is_audio_path(source):
         if sample_rate is not None:
@@ -41,9 +50,10 @@ def load_soundtrack(source, sample_rate: int | None = None) -> Soundtrack:
         channels = min(info.channels, 2)
         return Soundtrack(rate, channels, _decode_lazily(info.path, rate, channels))
     samples, sample_rate = in_memory_samples(source, sample_rate)
-    waveform = np.nan_to_num(to_float64(samples).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    waveform, _ = finite_float64(samples)
     if waveform.shape[0] > 2:
         waveform = waveform.mean(axis=0, keepdims=True)
+    waveform = np.clip(waveform, -1.0, 1.0).astype(np.float32)
     if sample_rate not in AAC_SAMPLE_RATES:
         waveform, sample_rate = _resample(waveform, sample_rate, FALLBACK_RATE), FALLBACK_RATE
     # One-second views: the writer takes what each batch of frames needs without copying the rest.
@@ -52,16 +62,30 @@ def load_soundtrack(source, sample_rate: int | None = None) -> Soundtrack:
 
 
 def _decode_lazily(path: Path, rate: int, channels: int) -> Iterator[np.ndarray]:
+    """[channels, n] float32 pieces at `rate`: decoded by intake, made finite, down-mixed, limited to +-1, and
+    resampled by FFmpeg only when the file's rate is not one AAC stores."""
     import av
 
-    resampler = av.AudioResampler(format="fltp", layout="mono" if channels == 1 else "stereo", rate=rate)
+    resampler = None
+    layout = "mono" if channels == 1 else "stereo"
     try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(container.streams.audio[0]):
-                for piece in resampler.resample(frame):
-                    yield piece.to_ndarray()
-            for piece in resampler.resample(None):
-                yield piece.to_ndarray()
+        for samples, frame_rate, names in decoded_frames(path, with_layout=True):
+            block, _ = finite_float64(samples)
+            if block.shape[0] != channels:
+                block = downmix_matrix(names, channels) @ block
+            piece = np.clip(block, -1.0, 1.0).astype(np.float32)
+            if frame_rate == rate:
+                yield piece
+                continue
+            if resampler is None:
+                resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(piece), format="fltp", layout=layout)
+            frame.sample_rate = frame_rate
+            for out in resampler.resample(frame):
+                yield out.to_ndarray()
+        if resampler is not None:
+            for out in resampler.resample(None):
+                yield out.to_ndarray()
     except av.FFmpegError as exc:
         raise Audio2HeadError(f"Cannot decode {path}: {exc}. Check that it is a valid audio file.") from None
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from a2h_core.audio.features import extract_features
 from a2h_core.config import NUM_AUDIO_FEATURES
+from a2h_core.errors import Audio2HeadError
+from a2h_core.paths import checked_output_file
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,8 +23,13 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> int:
+    out = args.out if args.out.suffix == ".npy" or args.out.is_dir() else args.out.with_name(args.out.name + ".npy")
+    if out.is_dir():
+        raise Audio2HeadError(f"--out {str(out)!r} is an existing folder: give a file name, e.g. "
+                              f"{str(out / 'features.npy')!r}")
+    checked_output_file(out, "--out", inputs=[args.audio])  # before the long decoding, not after it
     features = extract_features(args.audio)
-    path = features.save(args.out)
+    path = features.save(out)
     voiced = float(features.voiced.mean()) if len(features.values) else 0.0
     print(f"Wrote {path}: {len(features.values)} rows x {NUM_AUDIO_FEATURES} features, {features.num_frames} video "
           f"frames ({features.duration:.2f} s), {100 * voiced:.1f}% voiced")

@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from a2h_core.audio.features import extract_features
+from a2h_core.audio.intake import audio_file_info
 from a2h_core.cli.crop import add_detector_options, add_framing_options
 from a2h_core.cli.progress import ProgressBar
-from a2h_core.errors import Audio2HeadError
-from a2h_core.inference.pipeline import PipelineConfig, generate
+from a2h_core.config import MAX_BATCH_SIZE
+from a2h_core.device import check_compute_dtype, parse_device
+from a2h_core.inference.pipeline import PipelineConfig, checked_config, generate, resolve_crop
+from a2h_core.io.image import check_image_size, load_image, prepare_source_image
 from a2h_core.io.weights import load_models
+from a2h_core.paths import checked_output_file, checked_output_folder
 from a2h_core.pose import load_pose_curve
 
 
@@ -28,9 +33,11 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                         help="head-pose curve file (JSON, CSV or OpenFace CSV) to use instead of the predicted one")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"),
-                        help="compute precision: fp32 (default), bf16 (CPU or GPU), fp16 (GPU)")
+                        help="compute precision: fp32 (default); bf16 on a GPU, or on a CPU with native bf16 "
+                             "(AVX512-BF16 or AMX), refused on other CPUs; fp16 on a GPU only")
     parser.add_argument("--batch-size", type=int, default=4,
-                        help="frames rendered per forward pass (default 4; raise it on a GPU)")
+                        help=f"frames rendered per forward pass, 1 to {MAX_BATCH_SIZE} (default 4; raise it on a "
+                             "GPU)")
     parser.add_argument("--crop", default="auto", metavar="auto|none|X,Y,W,H",
                         help="auto (default): find the face, animate the model's square crop around it and paste it "
                              "back into the full picture (full resolution, even sides); none: resize the whole image "
@@ -44,18 +51,32 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.out.suffix.lower() != ".mp4":
-        raise Audio2HeadError(f"--out {str(args.out)!r} must end in .mp4")
+    # Cheap checks first, in milliseconds to a second: settings, output paths, the image and its face, the curve.
+    # Only then the slow stages (feature extraction, weight loading), so a mistake never waits behind minutes of work.
+    config = PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size, crop=args.crop,
+                            face_detector=args.face_detector, face_index=args.face_index, crop_scale=args.crop_scale,
+                            crop_offset=args.crop_offset, save_intermediates=args.save_intermediates)
+    checked_config(config)
+    device = parse_device(args.device)
+    check_compute_dtype(device, args.dtype, "--dtype")
+    inputs = [path for path in (args.image, args.audio, args.pose_curve, args.weights) if path]
+    out = checked_output_file(args.out, "--out", suffixes=(".mp4",), inputs=inputs)
+    if args.save_intermediates:
+        checked_output_folder(args.save_intermediates, "--save-intermediates")
+    image = load_image(args.image)
+    check_image_size(image.shape[1], image.shape[0])
+    crop = resolve_crop(image, config, log=lambda message: print(message, file=sys.stderr),
+                        what=repr(str(args.image)))
+    prepare_source_image(image, crop)  # crop box and image size
+    config = dataclasses.replace(config, crop=crop)  # the face is found once
     pose_curve = load_pose_curve(args.pose_curve) if args.pose_curve else None
+    audio_file_info(args.audio)  # a missing or undecodable file fails before the long decoding
     # Features first: their transient memory is freed before the networks are loaded.
     print(f"Extracting audio features from {args.audio}", file=sys.stderr)
     features = extract_features(args.audio)
     print(f"Loading weights from {args.weights}", file=sys.stderr)
     models = load_models(args.weights, device=args.device)
-    config = PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size, crop=args.crop,
-                            face_detector=args.face_detector, face_index=args.face_index, crop_scale=args.crop_scale,
-                            crop_offset=args.crop_offset, save_intermediates=args.save_intermediates)
-    result = generate(args.image, args.audio, models, config, pose_curve=pose_curve, out_path=args.out,
+    result = generate(image, args.audio, models, config, pose_curve=pose_curve, out_path=out,
                       progress=ProgressBar("Rendering"), log=lambda message: print(message, file=sys.stderr),
                       features=features)
     print(f"Wrote {result.out_path} ({result.num_frames} frames, {result.num_frames / 25:.2f} s)")

@@ -13,7 +13,9 @@ from a2h_core.inference.pipeline import PipelineConfig, resolve_crop
 from a2h_core.inference.wrapper import Audio2HeadWrapper
 from a2h_core.io.image import prepare_source_image
 from a2h_core.io.weights import load_models
+from a2h_core.paths import checked_output_file
 from a2h_core.pose import FIT_MODES, PoseCurve, load_pose_curve, save_pose_curve
+from a2h_core.pose.values import validated_count, validated_fps, validated_sigma
 from a2h_core.previews.pose_plot import plot_pose_curve, save_png
 
 
@@ -46,7 +48,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--columns", choices=("axis_angle", "ypr"), default="axis_angle",
                         help="columns of the saved file: axis_angle (rx..tz, exact, default) or ypr (degrees)")
     parser.add_argument("--out", type=Path, help="write the curve here (.json or .csv)")
-    parser.add_argument("--plot", type=Path, help="write a plot of the curve here (.png)")
+    parser.add_argument("--plot", type=Path, help="write a plot of the curve here (a .png file)")
     parser.add_argument("--face-detector", default="auto", metavar="auto|yunet|mtcnn|PATH",
                         help="face detector for --from-video (default auto, see `crop --help`)")
     parser.add_argument("--video-smoothing", type=float, default=DEFAULT_SMOOTHING, metavar="SECONDS",
@@ -67,9 +69,9 @@ def _numbers(text: str, what: str):
 
 def edit_curve(curve: PoseCurve, args: argparse.Namespace) -> PoseCurve:
     """Apply the `pose` command's edit options to a curve (also usable on a predicted curve)."""
-    if getattr(args, "fps", None):
+    if getattr(args, "fps", None) is not None:  # 0 is refused by the check, never ignored
         curve = curve.resampled(args.fps)
-    if getattr(args, "frames", None):
+    if getattr(args, "frames", None) is not None:
         curve = curve.fitted(args.frames, args.fit)
     if getattr(args, "scale", None) is not None:
         curve = curve.scaled(_numbers(args.scale, "--scale"))
@@ -84,21 +86,37 @@ def edit_curve(curve: PoseCurve, args: argparse.Namespace) -> PoseCurve:
     return curve
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse a missing or unwritable --out / --plot before any work (missing parent folders are created)."""
+    if not args.out and not args.plot:
+        raise Audio2HeadError("pose: nothing to write; add --out FILE.json|.csv and/or --plot FILE.png")
+    inputs = [p for p in (args.input, args.from_keyframes, args.blend, args.image, args.audio,
+                          getattr(args, "from_video", None)) if p]
+    if args.out:
+        checked_output_file(args.out, "--out", suffixes=(".json", ".csv"), inputs=inputs)
+    if args.plot:
+        checked_output_file(args.plot, "--plot", suffixes=(".png",), inputs=inputs)
+
+
 def write_curve(args: argparse.Namespace, curve: PoseCurve | None) -> int:
     """Start from `curve` (a predicted one) or from the source options, apply the edits, write the outputs."""
+    check_outputs(args)
+    if args.frames is not None:
+        validated_count(args.frames, "--frames")
+    if args.fps is not None:
+        validated_fps(args.fps, "--fps")
+    validated_sigma(args.smooth)
     if curve is None:
         if getattr(args, "input", None):
             curve = load_pose_curve(args.input, fps=None)
         elif getattr(args, "from_keyframes", None):
             curve = load_pose_curve(args.from_keyframes, fps=None)
         elif getattr(args, "still", False):
-            curve = PoseCurve.still(num_poses=args.frames or 1)
+            curve = PoseCurve.still(num_poses=1 if args.frames is None else args.frames)
         else:
             raise Audio2HeadError("pose: give a starting curve: --input FILE, --from-keyframes FILE, --from-video CLIP "
                                   "or --still")
     curve = edit_curve(curve, args)
-    if not args.out and not args.plot:
-        raise Audio2HeadError("pose: nothing to write; add --out FILE.json|.csv and/or --plot FILE.png")
     if args.out:
         save_pose_curve(curve, args.out, columns=args.columns)
         print(f"Wrote {args.out} ({len(curve)} poses at {curve.fps:g} fps)", file=sys.stderr)
@@ -127,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "from_video", None):
         if any(prediction):
             raise Audio2HeadError("pose: give either --from-video or --image/--audio/--weights, not both")
+        check_outputs(args)
         print(f"Fitting head poses to {args.from_video}", file=sys.stderr)
         bar = ProgressBar("Frames")
         result = fit_video_pose(args.from_video, detector=args.face_detector, smoothing=args.video_smoothing,
@@ -141,10 +160,12 @@ def run(args: argparse.Namespace) -> int:
     if args.input or args.from_keyframes:
         raise Audio2HeadError("pose: give either a curve to start from (--input, --from-keyframes) or "
                               "--image/--audio/--weights to predict one, not both")
-    features = extract_features(args.audio)
+    check_outputs(args)
+    # Cheap inputs first: a bad image, or one without a face, fails before the audio is read.
     crop = resolve_crop(args.image, PipelineConfig(crop=args.crop, face_detector=args.face_detector),
                         log=lambda message: print(message, file=sys.stderr), what=repr(str(args.image)))
     source, _ = prepare_source_image(args.image, crop)
+    features = extract_features(args.audio)
     models = load_models(args.weights, device=args.device)
     curve = Audio2HeadWrapper(models, device=args.device).predict_poses(source, features)
     print(f"Predicted {len(curve)} poses for {features.num_frames} frames", file=sys.stderr)

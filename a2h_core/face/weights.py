@@ -17,7 +17,9 @@ import importlib.util
 import io
 import os
 import pickle
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -79,6 +81,9 @@ def download_yunet(models_dir: str | Path | None = None) -> Path:
     if offline():
         raise Audio2HeadError(yunet_missing_message(models_dir) + " (HF_HUB_OFFLINE is set)")
     problems = []
+    if not any(_reachable(url) for url in YUNET_URLS):  # offline: say so at once, not after the clients' retries
+        raise Audio2HeadError(yunet_missing_message(models_dir) + " (no network: neither "
+                              f"{' nor '.join(urlsplit(url).hostname for url in YUNET_URLS)} can be reached)")
     try:
         from huggingface_hub import hf_hub_download
 
@@ -94,6 +99,16 @@ def download_yunet(models_dir: str | Path | None = None) -> Path:
     except Exception as exc:
         problems.append(f"{YUNET_URLS[1]}: {type(exc).__name__}")
     raise Audio2HeadError(yunet_missing_message(models_dir) + f" (download failed: {'; '.join(problems)})")
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the URL's host opens within `timeout` seconds."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def read_yunet_state(path: str | Path) -> dict[str, torch.Tensor]:

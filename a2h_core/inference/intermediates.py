@@ -5,6 +5,8 @@ table documents.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from PIL import Image
 from a2h_core.audio.features import AudioFeatures
 from a2h_core.config import IMAGE_SIZE
 from a2h_core.modules.keypoints import Keypoints
+from a2h_core.paths import atomic_output, checked_output_folder, remove_quietly, temporary_name
 from a2h_core.pose.curve import PoseCurve
 
 FEATURES = "features.npy"
@@ -40,35 +43,48 @@ INTERMEDIATE_FILES = {  # file name -> content
 
 
 class IntermediateWriter:
-    """Writes each stage's output to a folder; the per-frame arrays are memory-mapped and filled as frames stream."""
+    """Writes each stage's output to a folder; the per-frame arrays are memory-mapped and filled as frames stream.
+
+    Every file is written under a hidden temporary name. The small files are renamed as soon as they are complete;
+    the per-frame arrays only by `close()`, after the last frame. `abort()` (an error or Ctrl-C during rendering)
+    deletes the unfinished arrays, so nothing that looks complete is left holding zeros after the last frame.
+    """
 
     def __init__(self, folder: Path | str, num_frames: int, num_kp: int):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = checked_output_folder(folder, "intermediates folder")
         self.num_frames = num_frames
-        self._arrays = {
-            POSE_BOXES: self._open(POSE_BOXES, np.uint8, (num_frames, IMAGE_SIZE, IMAGE_SIZE)),
-            DRIVING_KP_VALUE: self._open(DRIVING_KP_VALUE, np.float32, (num_frames, num_kp, 2)),
-            DRIVING_KP_JACOBIAN: self._open(DRIVING_KP_JACOBIAN, np.float32, (num_frames, num_kp, 2, 2)),
-            FRAMES: self._open(FRAMES, np.uint8, (num_frames, IMAGE_SIZE, IMAGE_SIZE, 3)),
-        }
+        self._temp: dict[str, Path] = {}  # final name -> temporary file of the arrays being filled
+        self._arrays: dict[str, np.ndarray] = {}
+        try:
+            for name, dtype, shape in (
+                    (POSE_BOXES, np.uint8, (num_frames, IMAGE_SIZE, IMAGE_SIZE)),
+                    (DRIVING_KP_VALUE, np.float32, (num_frames, num_kp, 2)),
+                    (DRIVING_KP_JACOBIAN, np.float32, (num_frames, num_kp, 2, 2)),
+                    (FRAMES, np.uint8, (num_frames, IMAGE_SIZE, IMAGE_SIZE, 3))):
+                self._temp[name] = temporary_name(self.folder / name)
+                self._arrays[name] = np.lib.format.open_memmap(self._temp[name], mode="w+", dtype=dtype, shape=shape)
+        except BaseException:
+            self.abort()
+            raise
         self._next = {"driving": 0, "frames": 0}
 
-    def _open(self, name: str, dtype, shape) -> np.ndarray:
-        return np.lib.format.open_memmap(self.folder / name, mode="w+", dtype=dtype, shape=shape)
+    def _save_array(self, name: str, array: np.ndarray) -> None:
+        with atomic_output(self.folder / name, "intermediate file") as temp, open(temp, "wb") as handle:
+            np.save(handle, array)
 
     def features(self, features: AudioFeatures) -> None:
-        features.save(self.folder / FEATURES)
+        self._save_array(FEATURES, features.values)
 
     def poses(self, poses: PoseCurve) -> None:
-        np.save(self.folder / POSES, np.asarray(poses.values, dtype=np.float64))
+        self._save_array(POSES, np.asarray(poses.values, dtype=np.float64))
 
     def source(self, source: torch.Tensor, kp_source: Keypoints) -> None:
         pixels = (source[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
-        Image.fromarray(pixels).save(self.folder / SOURCE)
-        np.save(self.folder / SOURCE_KP_VALUE, kp_source.value.float().cpu().numpy())
+        with atomic_output(self.folder / SOURCE, "intermediate file") as temp:
+            Image.fromarray(pixels).save(temp, format="PNG")
+        self._save_array(SOURCE_KP_VALUE, kp_source.value.float().cpu().numpy())
         if kp_source.jacobian is not None:
-            np.save(self.folder / SOURCE_KP_JACOBIAN, kp_source.jacobian.float().cpu().numpy())
+            self._save_array(SOURCE_KP_JACOBIAN, kp_source.jacobian.float().cpu().numpy())
 
     def pose_boxes(self, first_frame: int, boxes: torch.Tensor) -> None:
         self._arrays[POSE_BOXES][first_frame:first_frame + len(boxes)] = boxes.numpy()
@@ -86,6 +102,25 @@ class IntermediateWriter:
         self._next["frames"] = start + len(frames)
 
     def close(self) -> None:
-        for array in self._arrays.values():
-            array.flush()
-        self._arrays.clear()
+        """Flush the per-frame arrays and give them their final names (call after the last frame)."""
+        for name in list(self._temp):
+            _release(self._arrays.pop(name), flush=True)
+            os.replace(self._temp.pop(name), self.folder / name)
+
+    def abort(self) -> None:
+        """Delete the unfinished per-frame arrays (rendering stopped early)."""
+        for name in list(self._temp):
+            _release(self._arrays.pop(name, None), flush=False)
+            remove_quietly(self._temp.pop(name))
+
+
+def _release(array: np.memmap | None, flush: bool) -> None:
+    """Write a memory-mapped array out (optionally) and unmap it, so that its file can be renamed or deleted."""
+    if array is None:
+        return
+    if flush:
+        array.flush()
+    mapping = getattr(array, "_mmap", None)
+    if mapping is not None:
+        with contextlib.suppress(BufferError, ValueError):  # a live view keeps it until the last reference goes
+            mapping.close()

@@ -18,15 +18,20 @@ import numpy as np
 import torch
 
 from a2h_core.audio.features import AudioFeatures, extract_features
+from a2h_core.audio.intake import is_audio_path
 from a2h_core.audio.soundtrack import load_soundtrack
 from a2h_core.config import IMAGE_SIZE
+from a2h_core.errors import Audio2HeadError
 from a2h_core.face import face_crop, load_face_detector
 from a2h_core.inference.intermediates import IntermediateWriter
-from a2h_core.inference.wrapper import Audio2HeadWrapper, Progress, require_frames
+from a2h_core.inference.wrapper import Audio2HeadWrapper, Progress, checked_batch_size, require_frames
 from a2h_core.io.image import CropBox, CropInfo, even_size, load_image, paste_back, prepare_source_image
-from a2h_core.io.video import VideoWriter
+from a2h_core.io.video import MAX_CRF, VideoWriter
 from a2h_core.modules.models import Audio2HeadModels
+from a2h_core.paths import checked_output_file, checked_output_folder
 from a2h_core.pose import PoseCurve
+
+CROP_MODES = ("auto", "none")  # crop settings that are not a box: detect the face, or resize the whole image
 
 
 @dataclass
@@ -104,10 +109,21 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     features: the audio's features if already computed (the audio then only gives the soundtrack). Extracting them
         before the models are loaded keeps the two memory peaks apart, as the command line does.
     """
-    config = config or PipelineConfig()
+    # Every argument is checked before anything slow runs: types, ranges, output paths, then the image.
+    config = checked_config(config)
+    if pose_curve is not None and not isinstance(pose_curve, PoseCurve):
+        raise Audio2HeadError(f"pose_curve must be a PoseCurve (PoseCurve(values, fps) or load_pose_curve(path)), "
+                              f"got a {type(pose_curve).__name__}")
+    if features is not None:
+        require_frames(features)
     say = log or (lambda message: None)
     timer = _StageTimer()
     wrapper = Audio2HeadWrapper(models, device=config.device, dtype=config.dtype)
+    inputs = [source for source in (image, audio) if is_audio_path(source)]
+    if out_path is not None:
+        out_path = checked_output_file(out_path, "out_path", suffixes=(".mp4",), inputs=inputs)
+    if config.save_intermediates is not None:
+        checked_output_folder(config.save_intermediates, "save_intermediates")
 
     say("preparing the source image")
     rgb = timer.run("image", load_image, image)
@@ -163,23 +179,33 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
                 for batch in frames:
                     timer.run("encode", writer.write, batch)
             result.out_path = writer.path
-    finally:
-        if saver is not None:
-            saver.close()
+    except BaseException:
+        if saver is not None:  # partly filled arrays never appear under their final names
+            saver.abort()
+        raise
+    if saver is not None:
+        saver.close()
     result.seconds = dict(timer.seconds)
     return result
+
+
+def crop_mode(crop) -> str | None:
+    """"auto" or "none" when `crop` names a mode (None means "none"); None when it is a box."""
+    if crop is None:
+        return "none"
+    if isinstance(crop, str) and crop.strip().lower() in CROP_MODES:
+        return crop.strip().lower()
+    return None
 
 
 def resolve_crop(image, config: PipelineConfig, log: Callable[[str], None] | None = None,
                  what: str | None = None) -> CropBox | None:
     """The crop box `config.crop` asks for: detected for "auto", None for "none", the given box otherwise."""
-    crop = config.crop
-    if crop is None or (isinstance(crop, str) and crop.strip().lower() == "none"):
+    mode = crop_mode(config.crop)
+    if mode == "none":
         return None
-    if isinstance(crop, CropBox):
-        return crop
-    if crop.strip().lower() != "auto":
-        return CropBox.parse(crop)
+    if mode is None:
+        return CropBox.coerce(config.crop)
     say = log or (lambda message: None)
     device = config.device if config.device is not None else "cpu"
     detector = load_face_detector(config.face_detector, models_dir=config.face_models_dir, device=device, log=say)
@@ -189,6 +215,28 @@ def resolve_crop(image, config: PipelineConfig, log: Callable[[str], None] | Non
     say(f"face found by {found.detector_info} (score {found.face.score:.2f}); crop {x},{y},{w},{h}"
         + (" (padded past the edge)" if not found.box.inside(*found.image_size) else ""))
     return found.box
+
+
+def checked_config(config) -> PipelineConfig:
+    """The config, or Audio2HeadError naming the setting that has a wrong type or value."""
+    if config is None:
+        return PipelineConfig()
+    if not isinstance(config, PipelineConfig):
+        raise Audio2HeadError(f"config must be a PipelineConfig, got a {type(config).__name__}")
+    checked_batch_size(config.batch_size)
+    if crop_mode(config.crop) is None:
+        CropBox.coerce(config.crop)
+    feather = config.feather
+    if isinstance(feather, bool) or not isinstance(feather, (int, float)) or not 0.0 <= feather <= 0.5:
+        raise Audio2HeadError(f"feather must be a number from 0 to 0.5 (a fraction of the crop box's shorter side), "
+                              f"got {feather!r}")
+    crf = config.crf
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= MAX_CRF:
+        raise Audio2HeadError(f"crf must be a whole number from 0 (lossless) to {MAX_CRF} (worst), got {crf!r}")
+    if config.save_intermediates is not None and not isinstance(config.save_intermediates, (str, Path)):
+        raise Audio2HeadError(f"save_intermediates must be a folder path, got a "
+                              f"{type(config.save_intermediates).__name__}")
+    return config
 
 
 def _output_size(crop_info: CropInfo | None) -> tuple[int, int]:

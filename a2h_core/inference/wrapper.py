@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from a2h_core.audio.features import AudioFeatures
-from a2h_core.config import FEATURE_ROWS_PER_FRAME, FPS, NUM_AUDIO_FEATURES
-from a2h_core.device import parse_device, parse_dtype
+from a2h_core.config import FEATURE_ROWS_PER_FRAME, FPS, MAX_BATCH_SIZE, NUM_AUDIO_FEATURES
+from a2h_core.device import check_compute_dtype, parse_device
 from a2h_core.errors import Audio2HeadError
 from a2h_core.modules.keypoints import Keypoints
 from a2h_core.modules.models import Audio2HeadModels
@@ -71,6 +71,9 @@ def plan_windows(num_frames: int, seq_len: int) -> list[MotionWindow]:
 
 def require_frames(features: AudioFeatures) -> int:
     """The video frame count of the features; a clear error when they do not make a single frame."""
+    if not isinstance(features, AudioFeatures):
+        raise Audio2HeadError(f"features must be AudioFeatures (from extract_features, or AudioFeatures(array) for a "
+                              f"[rows, {NUM_AUDIO_FEATURES}] array), got a {type(features).__name__}")
     if features.num_frames < 1:
         raise Audio2HeadError(
             f"the audio gives {len(features.values)} feature rows, less than one video frame "
@@ -123,12 +126,16 @@ class Audio2HeadWrapper:
 
     def __init__(self, models: Audio2HeadModels, device: str | torch.device | None = None,
                  dtype: str | torch.dtype | None = None):
-        self.models = models.eval()
+        if not isinstance(models, Audio2HeadModels):
+            raise Audio2HeadError(f"models must be the Audio2HeadModels from load_models(...), got a "
+                                  f"{type(models).__name__}")
         parameter = next(models.parameters())
         self.device = parse_device(device) if device is not None else parameter.device
+        # The reduced-precision rule (a2h_core.device): checked before the models are moved or anything runs.
+        self.dtype = check_compute_dtype(self.device, dtype if dtype is not None else parameter.dtype)
+        self.models = models.eval()
         if parameter.device != self.device:
             models.to(self.device)
-        self.dtype = parse_dtype(dtype) if dtype is not None else parameter.dtype
         self.seq_len = models.config.motion_field.seq_len
         # The warping generator does nearly all the work; its 2-D convolutions run 10-20 % faster channels-last on
         # the CPU (oneDNN) and on CUDA. Only the weights' memory layout changes, not their values.
@@ -218,8 +225,8 @@ class Audio2HeadWrapper:
         stream. The source encoding is computed once. progress(done, total) counts frames; `total` is needed for
         progress when kp_driving is an iterable.
         """
-        if batch_size < 1:
-            raise Audio2HeadError(f"batch_size must be at least 1, got {batch_size}")
+        batch_size = checked_batch_size(batch_size)
+        check_keypoint_pair(kp_source, kp_driving)
         if isinstance(kp_driving, Keypoints):
             total = len(kp_driving)
             kp_driving = [kp_driving]
@@ -241,6 +248,39 @@ class Audio2HeadWrapper:
             if progress is not None:
                 progress(done, total if total is not None else done)
             yield frames
+
+
+def checked_batch_size(batch_size) -> int:
+    """A whole number of frames per generator pass, 1 .. MAX_BATCH_SIZE."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or not 1 <= int(batch_size) <= MAX_BATCH_SIZE:
+        shown = repr(batch_size) if isinstance(batch_size, (int, float, str)) else f"a {type(batch_size).__name__}"
+        raise Audio2HeadError(f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}, got {shown}")
+    return int(batch_size)
+
+
+def checked_keypoints(keypoints, what: str) -> Keypoints:
+    """`keypoints` if it is a Keypoints object, else Audio2HeadError naming the argument."""
+    if not isinstance(keypoints, Keypoints):
+        raise Audio2HeadError(f"{what} must be Keypoints (from source_keypoints or driving_keypoints), got a "
+                              f"{type(keypoints).__name__}")
+    return keypoints
+
+
+def check_keypoint_pair(kp_source, kp_driving, source_name: str = "kp_source",
+                        driving_name: str = "kp_driving") -> None:
+    """Source keypoints hold one row; a pair wired the wrong way round (one row against many) is named as such."""
+    checked_keypoints(kp_source, source_name)
+    if isinstance(kp_driving, Keypoints) and len(kp_source) > 1 and len(kp_driving) == 1:
+        raise Audio2HeadError(
+            f"{source_name} holds {len(kp_source)} rows and {driving_name} 1: the two look swapped. Source keypoints "
+            f"come from the portrait (1 row, Keypoint Detector / source_keypoints); driving keypoints have one row "
+            f"per frame (Motion Field / driving_keypoints)")
+    if len(kp_source) != 1:
+        raise Audio2HeadError(f"{source_name} must hold the portrait's keypoints, 1 row, got {len(kp_source)} rows")
+    if not isinstance(kp_driving, Keypoints) and not hasattr(kp_driving, "__iter__"):
+        raise Audio2HeadError(f"{driving_name} must be Keypoints (one row per frame), got a "
+                              f"{type(kp_driving).__name__}")
 
 
 def _rebatch(chunks: Iterable[Keypoints], batch_size: int) -> Iterator[Keypoints]:

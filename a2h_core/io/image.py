@@ -15,12 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from a2h_core.config import IMAGE_SIZE
+from a2h_core.config import IMAGE_SIZE, MIN_IMAGE_SIDE
 from a2h_core.errors import A2HWarning, Audio2HeadError
 
 # OpenCV's bilinear resize of 8-bit images works in fixed point: interpolation weights are scaled by 2**11.
 _COEF_BITS = 11
 _COEF_SCALE = 1 << _COEF_BITS
+# Float images must hold 0..1 (ComfyUI's convention); values this far outside are a different scale, not rounding.
+FLOAT_RANGE_SLACK = 0.5
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,19 @@ class CropBox:
                 f"crop box {text!r} is not four integers: write it as x,y,width,height, e.g. 120,40,512,512"
             ) from None
         return cls(x, y, w, h)
+
+    @classmethod
+    def coerce(cls, crop) -> CropBox:
+        """A CropBox from a CropBox, an "x,y,w,h" string or four whole numbers (x, y, width, height)."""
+        if isinstance(crop, CropBox):
+            return crop
+        if isinstance(crop, str):
+            return cls.parse(crop)
+        if isinstance(crop, (tuple, list, np.ndarray)) and len(crop) == 4 and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in crop):
+            return cls(*(int(v) for v in crop))
+        raise Audio2HeadError(f"crop must be a CropBox, an 'x,y,width,height' string or four whole numbers, got "
+                              f"{crop!r}"[:300])
 
     @property
     def right(self) -> int:
@@ -115,13 +130,15 @@ def _is_pil(image) -> bool:
 def _read_image_file(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if path.is_dir():
+        raise Audio2HeadError(f"source image {str(path)!r} is a folder, not an image file: give the file itself")
     if not path.is_file():
         raise Audio2HeadError(f"source image {str(path)!r} does not exist: check the path")
     try:
         with Image.open(path) as opened:
             # Phone pictures store their orientation in EXIF; apply it as ComfyUI's LoadImage does.
             return _pil_to_rgb(ImageOps.exif_transpose(opened))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise Audio2HeadError(
             f"cannot read the source image {str(path)!r} ({exc}): give a PNG, JPEG, WebP or BMP file"
         ) from None
@@ -152,12 +169,25 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
             raise Audio2HeadError(f"source image has dtype {array.dtype}: give uint8 (0..255) or float (0..1) pixels")
         if not np.isfinite(array).all():
             raise Audio2HeadError("source image contains NaN or infinite values: fix the image before animating it")
+        low, high = float(array.min()), float(array.max())
+        if high > FLOAT_RANGE_SLACK + 1.0 or low < -FLOAT_RANGE_SLACK:
+            hint = " (it looks like 0..255: divide by 255, or pass uint8)" if high <= 255.0 and low >= 0 else ""
+            raise Audio2HeadError(f"source image holds float values from {low:.3g} to {high:.3g}, but float images "
+                                  f"must be in 0..1{hint}")
         # ComfyUI images are uint8 / 255; rounding recovers those bytes exactly.
         array = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
     array = array[:, :, :3]
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     return np.ascontiguousarray(array)
+
+
+def check_image_size(width: int, height: int, what: str = "source image") -> None:
+    """Refuse an image (or crop box) too small to hold a face: below MIN_IMAGE_SIDE pixels on a side."""
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise Audio2HeadError(
+            f"{what} is {width}x{height} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed (the network "
+            f"sees {IMAGE_SIZE}x{IMAGE_SIZE}; a smaller picture holds no face to animate): give a larger portrait")
 
 
 def _linear_taps(src_size: int, dst_size: int, clamp_weights: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -224,10 +254,14 @@ def prepare_source_image(image, crop: CropBox | str | None = None) -> tuple[torc
     """
     rgb = load_image(image)
     crop_info = None
-    if crop is not None:
-        box = CropBox.parse(crop) if isinstance(crop, str) else crop
-        aspect = box.width / box.height if box.height > 0 else 0.0
-        if box.width > 0 and box.height > 0 and not 0.8 <= aspect <= 1.25:
+    if crop is None:
+        check_image_size(rgb.shape[1], rgb.shape[0])
+    else:
+        box = CropBox.coerce(crop)
+        box.check_overlaps(rgb.shape[1], rgb.shape[0])
+        check_image_size(box.width, box.height, f"crop box {box.width}x{box.height}")
+        aspect = box.width / box.height
+        if not 0.8 <= aspect <= 1.25:
             warnings.warn(
                 f"crop box {box.width}x{box.height} is far from square: the face is stretched to 256x256 for the "
                 "network and back on paste-back; a square box keeps proportions",

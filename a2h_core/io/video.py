@@ -6,7 +6,6 @@ renamed only when complete: an interrupted run never leaves a file that looks fi
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +15,9 @@ import numpy as np
 from a2h_core.audio.soundtrack import Soundtrack
 from a2h_core.config import FPS
 from a2h_core.errors import Audio2HeadError
+from a2h_core.paths import checked_output_file, remove_quietly, temporary_name
+
+MAX_CRF = 51  # x264's worst quality; 0 is lossless
 
 
 class VideoWriter:
@@ -30,11 +32,12 @@ class VideoWriter:
                  crf: int = 18):
         if width % 2 or height % 2:
             raise Audio2HeadError(f"H.264 needs an even frame size, got {width}x{height}")
-        self.path = Path(path)
-        if self.path.suffix.lower() != ".mp4":
-            raise Audio2HeadError(f"output {str(self.path)!r} must end in .mp4")
+        if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= MAX_CRF:
+            raise Audio2HeadError(f"crf must be a whole number from 0 (lossless) to {MAX_CRF} (worst), got {crf!r}")
+        # Checked now, before any frame is rendered: a folder, a read-only place or a bad name fails at once.
+        self.path = checked_output_file(path, "output", suffixes=(".mp4",))
         self.width, self.height, self.crf = width, height, crf
-        self._temp_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        self._temp_path = temporary_name(self.path)
         self.soundtrack = soundtrack  # the audio track (trimmed to the frames written), or None for a silent video
         self._sound_buffer: list[np.ndarray] = []  # decoded samples not yet encoded
         self._frames_written = 0
@@ -45,7 +48,10 @@ class VideoWriter:
         import av
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self._temp_path), mode="w", format="mp4")
+        try:
+            self._container = av.open(str(self._temp_path), mode="w", format="mp4")
+        except OSError as exc:
+            raise Audio2HeadError(f"output {str(self.path)!r}: cannot write there ({exc.strerror or exc})") from None
         self._video = self._container.add_stream("libx264", rate=Fraction(FPS, 1))
         self._video.width, self._video.height = self.width, self.height
         self._video.pix_fmt = "yuv420p"
@@ -111,14 +117,17 @@ class VideoWriter:
             _remove_quietly(self._temp_path)
             raise
         if exc_type is None:
-            os.replace(self._temp_path, self.path)
+            try:
+                os.replace(self._temp_path, self.path)
+            except OSError as exc:
+                _remove_quietly(self._temp_path)
+                raise Audio2HeadError(f"output {str(self.path)!r} could not be written "
+                                      f"({exc.strerror or type(exc).__name__})") from None
         else:
             _remove_quietly(self._temp_path)
 
 
-def _remove_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+_remove_quietly = remove_quietly
 
 
 def read_video_frames(path: str | os.PathLike, max_frames: int | None = None,

@@ -14,9 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import pickle
 import re
-import secrets
 import warnings
 from collections.abc import Mapping
 from functools import lru_cache
@@ -32,6 +30,7 @@ from a2h_core.config import ModelConfig, model_config_from_dict
 from a2h_core.device import parse_device, parse_dtype
 from a2h_core.errors import A2HWarning, Audio2HeadError
 from a2h_core.modules.models import Audio2HeadModels
+from a2h_core.paths import atomic_output, checked_output_file
 
 SUBMODELS = ("audio2pose", "audio2kp", "kp_detector", "generator")  # the checkpoint's four state dicts, in order
 FORMAT_NAME = "audio2head"  # metadata "format" of the files we write
@@ -80,20 +79,28 @@ def read_original_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor],
     """The four state dicts of an original checkpoint as one flat dict with prefixed keys, and the names of the
     checkpoint's other top-level entries (optimizer states and the like), which are not needed for inference."""
     path = Path(path)
+    if path.is_dir():
+        raise Audio2HeadError(f"Checkpoint {path} is a folder: give the checkpoint file itself (e.g. "
+                              f"{path / ORIGINAL_FILENAME}).")
     if not path.is_file():
         raise Audio2HeadError(f"Checkpoint not found: {path}. {GET_WEIGHTS_HELP}")
+    if is_safetensors_file(path):
+        raise Audio2HeadError(
+            f"{path} is already a safetensors file, not a pickled checkpoint: it needs no conversion. Load it "
+            f"directly (--weights {path}, or load_models({str(path)!r})).")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        unsafe = re.search(r"Unsupported (?:global|class):? (?:GLOBAL )?([\w.]+)", str(exc))
-        if unsafe:
+    except Exception as exc:  # torch raises many types for damaged files (UnpicklingError, IndexError, ...)
+        # Decided from the file's structure, never from torch's wording (which changes between versions): the
+        # pickle's opcodes are read, without running anything, for globals a tensors-only load cannot allow.
+        code = [name for name in pickle_globals(path) if not _allowed_global(name)]
+        if code:
             raise Audio2HeadError(
-                f"Refusing to read {path}: it is not a plain checkpoint of tensors. Loading it would need "
-                f"torch.load(weights_only=False), which runs code stored in the file (here {unsafe.group(1)!r}); "
-                f"this package never does that. Use the authors' original {ORIGINAL_FILENAME}, or re-save its four "
-                "state dicts as plain tensors in a trusted environment.") from exc
-        raise _corrupt_checkpoint_error(path, exc) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+                f"Refusing to read {path}: loading it would run code stored in the file (it calls "
+                f"{', '.join(repr(name) for name in code[:3])}), so it was refused and nothing ran. A plain checkpoint "
+                "holds only tensors; this one would need torch.load(weights_only=False), which this package never "
+                f"uses. Use the authors' original {ORIGINAL_FILENAME}, or re-save its four state dicts as plain "
+                "tensors in a trusted environment.") from None
         raise _corrupt_checkpoint_error(path, exc) from exc
 
     if not isinstance(checkpoint, Mapping):
@@ -120,6 +127,81 @@ def read_original_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor],
     return tensors, ignored
 
 
+_STRING_OPCODES = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING",
+                   "STRING"}
+_PICKLES_PER_LEGACY_FILE = 5  # torch's legacy format: magic, protocol, sys info, the object, the storage keys
+
+
+def pickle_globals(path: str | Path) -> list[str]:
+    """"module.name" of every global a checkpoint's pickle refers to, read from its opcodes (nothing is executed).
+
+    Handles torch's zip format (every `*.pkl` member) and the legacy format (consecutive pickles). A truncated
+    pickle yields the globals before the damage."""
+    import pickletools
+    import zipfile
+
+    found: list[str] = []
+
+    def scan(stream) -> bool:
+        strings: list[str] = []
+        try:
+            for opcode, argument, _ in pickletools.genops(stream):
+                if opcode.name == "GLOBAL":
+                    found.append(str(argument).replace(" ", "."))
+                elif opcode.name in _STRING_OPCODES:
+                    strings.append(argument if isinstance(argument, str) else repr(argument))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+        except Exception:  # damaged or not a pickle: what was read so far is the answer
+            return False
+        return True
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.namelist():
+                    if member.endswith(".pkl"):
+                        with archive.open(member) as stream:
+                            scan(stream)
+        else:
+            with open(path, "rb") as stream:
+                for _ in range(_PICKLES_PER_LEGACY_FILE):
+                    if not scan(stream):
+                        break
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        pass
+    return found
+
+
+def _allowed_global(name: str) -> bool:
+    """Whether torch.load(weights_only=True) accepts this global (so it cannot run code)."""
+    try:
+        from torch import _weights_only_unpickler
+
+        allowed = set(_weights_only_unpickler._get_allowed_globals())
+    except (ImportError, AttributeError):  # a torch without that helper: the globals plain checkpoints use
+        allowed = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+                   "torch.Size", "torch.device", "torch.Tensor", "torch.nn.parameter.Parameter"}
+    allowed.update(f"{obj.__module__}.{obj.__qualname__}" for obj in torch.serialization.get_safe_globals()
+                   if hasattr(obj, "__qualname__"))
+    module, _, attribute = name.rpartition(".")
+    return name in allowed or (module == "torch" and attribute.endswith("Storage"))
+
+
+def is_safetensors_file(path: str | Path) -> bool:
+    """Whether a file starts like safetensors: an 8-byte little-endian header size, then a JSON object."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    header = int.from_bytes(head[:8], "little")
+    return 2 <= header <= size - 8 and head[8:9] == b"{"
+
+
 def _corrupt_checkpoint_error(path: Path, exc: BaseException) -> Audio2HeadError:
     # torch's weights_only message suggests weights_only=False; only the unpickler's own reason is worth showing.
     unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
@@ -143,6 +225,8 @@ def convert_checkpoint(src: str | Path, dst: str | Path, *, config: ModelConfig 
     src, dst = Path(src), Path(dst)
     if dst.suffix != SAFETENSORS_SUFFIX:
         raise Audio2HeadError(f"The converted file must end in {SAFETENSORS_SUFFIX}, got {dst.name!r}.")
+    if src.is_file() and not is_safetensors_file(src):  # checked before the conversion, not after it
+        checked_output_file(dst, "converted file", inputs=[src])
     config = config or ModelConfig.published()
     tensors, metadata = _convert(src, config)
     _save_atomically(tensors, dst, metadata)
@@ -168,13 +252,8 @@ def _convert(src: Path, config: ModelConfig) -> tuple[dict[str, torch.Tensor], d
 def _save_atomically(tensors: dict[str, torch.Tensor], dst: Path, metadata: dict[str, str]) -> None:
     """Write to a hidden temporary name in the same folder, then rename: readers see the old file or the new one."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    partial = dst.with_name(f".{dst.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-    try:
+    with atomic_output(dst, "converted file") as partial:
         save_file(tensors, str(partial), metadata=metadata)
-        os.replace(partial, dst)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def converted_cache_path(original: str | Path) -> Path:
@@ -361,7 +440,7 @@ def _read_original_cached(original: Path, config: ModelConfig) -> tuple[dict[str
     tensors, metadata = _convert(original, config)
     try:
         _save_atomically(tensors, cache, metadata)
-    except OSError as exc:
+    except (OSError, Audio2HeadError) as exc:
         warnings.warn(f"Could not cache the converted weights as {cache} ({exc}); they are converted again on every "
                       f"load. Convert once by hand: python -m a2h_core convert {original} {cache}", A2HWarning,
                       stacklevel=4)
@@ -371,6 +450,11 @@ def _read_original_cached(original: Path, config: ModelConfig) -> tuple[dict[str
 def _read_weights(source: str | Path, config: ModelConfig, revision: str | None,
                   filename: str | None) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
     """Tensors, metadata and a description of where they came from, for any kind of source."""
+    if not isinstance(source, (str, os.PathLike)) or not str(source).strip():
+        raise Audio2HeadError(f"The weights source must be a file or folder path or a Hub repo id 'owner/name', got "
+                              f"{source!r}"[:300] + f". {GET_WEIGHTS_HELP}")
+    if filename is not None:
+        _check_filename(filename)
     path = Path(source).expanduser()
     if not path.exists():
         if isinstance(source, str) and _HUB_REPO_ID.match(source) and not _is_original(path) \
@@ -397,6 +481,16 @@ def _read_weights(source: str | Path, config: ModelConfig, revision: str | None,
         return *read_safetensors(path), str(path)
     raise Audio2HeadError(
         f"{path} is neither a .safetensors file nor an original checkpoint ({', '.join(ORIGINAL_SUFFIXES)}).")
+
+
+def _check_filename(filename) -> None:
+    """`filename` names a file inside the folder or repo: no absolute path, no `..`, so it cannot escape it."""
+    if not isinstance(filename, str):
+        raise Audio2HeadError(f"`filename` must be a file name, got a {type(filename).__name__}.")
+    parts = Path(filename.replace("\\", "/")).parts
+    if Path(filename).is_absolute() or filename.startswith(("/", "\\")) or ".." in parts or not parts:
+        raise Audio2HeadError(f"`filename` {filename!r} leaves the folder (or repo) it names a file in: give a name "
+                              "inside it, such as 'audio2head.safetensors' or 'sub/audio2head.safetensors'.")
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -25,10 +25,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from a2h_core.config import FPS, POSE_MAX, POSE_MIN
+from a2h_core.config import FPS, MAX_POSES, POSE_MAX, POSE_MIN
 from a2h_core.errors import A2HWarning, Audio2HeadError
 from a2h_core.pose.rotations import poses_to_ypr, ypr_to_poses
-from a2h_core.pose.values import six_numbers, validated_count, validated_fps, validated_poses
+from a2h_core.pose.values import (
+    LIMIT_NOTE,
+    six_numbers,
+    validated_count,
+    validated_fps,
+    validated_poses,
+    validated_sigma,
+)
 
 POSE_COLUMNS = ("rx", "ry", "rz", "tx", "ty", "tz")  # the model's axis-angle columns
 YPR_COLUMNS = ("yaw", "pitch", "roll", "x", "y", "z")  # the people's columns: degrees and the same translation
@@ -154,9 +161,7 @@ class PoseCurve:
 
     def smoothed(self, sigma: float) -> PoseCurve:
         """Temporal smoothing with a Gaussian of `sigma` poses (edges padded with the end poses)."""
-        sigma = float(sigma)
-        if not math.isfinite(sigma) or sigma < 0:
-            raise Audio2HeadError(f"smoothing sigma must be >= 0 poses, got {sigma}")
+        sigma = validated_sigma(sigma)
         if sigma == 0 or len(self) == 1:
             return PoseCurve(self.values.copy(), self.fps)
         radius = max(1, int(math.ceil(3 * sigma)))
@@ -181,6 +186,10 @@ class PoseCurve:
         if fps == self.fps:
             return PoseCurve(self.values.copy(), fps)
         count = int(math.floor(self.duration * fps + 1e-9)) + 1
+        if count > MAX_POSES:  # checked before anything is allocated
+            raise Audio2HeadError(
+                f"resampling {len(self)} poses from {self.fps:g} to {fps:g} fps would give {count:,} poses, more than "
+                f"the limit of {LIMIT_NOTE}; trim the curve or check its fps")
         return self._edited(self._sample(np.arange(count) * (self.fps / fps)), fps=fps)
 
     def trimmed(self, num_poses: int) -> PoseCurve:

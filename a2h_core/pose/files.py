@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from a2h_core.config import FPS
+from a2h_core.config import FPS, MAX_POSE_FPS, MIN_POSE_FPS
 from a2h_core.errors import A2HWarning, Audio2HeadError
+from a2h_core.paths import atomic_output, checked_output_file
 from a2h_core.pose.curve import POSE_COLUMNS, YPR_COLUMNS, PoseCurve
 from a2h_core.pose.keyframes import curve_from_keyframes
 from a2h_core.pose.rotations import matrix_to_rotvec, ypr_to_matrix
@@ -39,12 +40,18 @@ _OPENFACE_COLUMNS = ("pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pos
 
 def _read_text(path) -> str:
     path = Path(path)
+    if path.is_dir():
+        raise Audio2HeadError(f"pose-curve file {str(path)!r} is a folder: give the .json or .csv file in it")
     if not path.is_file():
         raise Audio2HeadError(f"pose-curve file {str(path)!r} does not exist")
     try:
         return path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Audio2HeadError(f"cannot read pose-curve file {str(path)!r}: {exc}") from None
+    except UnicodeDecodeError:
+        raise Audio2HeadError(f"pose-curve file {str(path)!r} is not UTF-8 text: give a .json or .csv curve") \
+            from None
+    except OSError as exc:
+        raise Audio2HeadError(f"cannot read pose-curve file {str(path)!r}: {exc.strerror or type(exc).__name__}") \
+            from None
 
 
 def load_pose_curve(path, fps: float | None = FPS) -> PoseCurve:
@@ -52,6 +59,15 @@ def load_pose_curve(path, fps: float | None = FPS) -> PoseCurve:
 
     fps: resample to this pose rate (default 25, the model's); None keeps the file's rate.
     """
+    try:
+        return _load_pose_curve(path, fps)
+    except Audio2HeadError as error:  # every message names the file it is about
+        if str(error).startswith(str(path)) or str(path) in str(error).split(":")[0]:
+            raise
+        raise Audio2HeadError(f"{path}: {error}") from None
+
+
+def _load_pose_curve(path, fps: float | None) -> PoseCurve:
     text = _read_text(path)
     suffix = Path(path).suffix.lower()
     if suffix == ".json":
@@ -94,26 +110,31 @@ def curve_from_dict(document) -> PoseCurve:
         raise Audio2HeadError("a pose-curve JSON needs a 'poses' list (or 'keyframes'); see the schema in "
                               "a2h_core/pose/files.py")
     fmt, version = document.get("format", FILE_FORMAT), document.get("version", FILE_VERSION)
-    if fmt != FILE_FORMAT or not isinstance(version, int) or version > FILE_VERSION:
-        raise Audio2HeadError(f"unsupported pose-curve file (format {fmt!r}, version {version!r}); this version "
-                              f"reads {FILE_FORMAT!r} up to version {FILE_VERSION}")
-    names = tuple(document.get("columns", POSE_COLUMNS))
+    if fmt != FILE_FORMAT or isinstance(version, bool) or not isinstance(version, int) or version > FILE_VERSION:
+        raise Audio2HeadError(f"unsupported pose-curve file (its format or version is not {FILE_FORMAT!r} version "
+                              f"1 .. {FILE_VERSION}); this version reads {FILE_FORMAT!r} up to version {FILE_VERSION}")
+    names = document.get("columns", POSE_COLUMNS)
+    if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+        raise Audio2HeadError(f"a pose-curve JSON's 'columns' must be a list of six names: {', '.join(POSE_COLUMNS)} "
+                              f"or {', '.join(YPR_COLUMNS)}")
+    names = tuple(names)
     data = validated_poses(document["poses"])
     return _from_columns(names, data, document.get("fps", FPS))
 
 def save_pose_curve(curve: PoseCurve, path, columns: str = "axis_angle") -> Path:
     """Write .json or .csv (by extension); columns "axis_angle" (default, exact) or "ypr" (degrees)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        path.write_text(json.dumps(curve_to_dict(curve, columns), indent=1) + "\n", encoding="utf-8")
-    elif suffix == ".csv":
+    if not isinstance(curve, PoseCurve):
+        raise Audio2HeadError(f"curve must be a PoseCurve, got a {type(curve).__name__}")
+    path = checked_output_file(path, "pose-curve file", suffixes=(".json", ".csv"))
+    if path.suffix.lower() == ".json":
+        text = json.dumps(curve_to_dict(curve, columns), indent=1) + "\n"
+    else:
         names, data = _columns(curve, columns)
         lines = [f"# audio2head pose curve, fps={curve.fps:g}", ",".join(("frame", *names))]
         lines += [",".join([str(i)] + [repr(float(v)) for v in row]) for i, row in enumerate(data)]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    else:
-        raise Audio2HeadError(f"{path}: pose curves are saved as .json or .csv")
+        text = "\n".join(lines) + "\n"
+    with atomic_output(path, "pose-curve file") as temp:
+        temp.write_text(text, encoding="utf-8")
     return path
 
 def _columns(curve: PoseCurve, columns: str) -> tuple[tuple[str, ...], np.ndarray]:
@@ -123,14 +144,33 @@ def _columns(curve: PoseCurve, columns: str) -> tuple[tuple[str, ...], np.ndarra
         return YPR_COLUMNS, curve.to_ypr()
     raise Audio2HeadError(f"columns must be 'axis_angle' or 'ypr', got {columns!r}")
 
+def _number_table(path, rows: list[list[str]], first_line: int) -> np.ndarray:
+    """The CSV rows as float64; a cell that is not a number is named by its line and column, never quoted."""
+    table = []
+    for line, row in enumerate(rows, start=first_line):
+        values = []
+        for column, cell in enumerate(row, start=1):
+            try:
+                values.append(float(cell))
+            except ValueError:
+                raise Audio2HeadError(f"{path}: data row {line}, column {column} is not a number") from None
+        table.append(values)
+    if len({len(row) for row in table}) > 1:
+        raise Audio2HeadError(f"{path}: the rows do not all have the same number of values")
+    return np.array(table, dtype=np.float64)
+
+
 def _from_columns(names, data: np.ndarray, fps) -> PoseCurve:
     names = tuple(str(name).strip() for name in names)
     for wanted in (POSE_COLUMNS, YPR_COLUMNS):
         if sorted(names) == sorted(wanted):
             ordered = data[:, [names.index(name) for name in wanted]]
             return PoseCurve(ordered, fps) if wanted is POSE_COLUMNS else PoseCurve.from_ypr(ordered, fps)
-    raise Audio2HeadError(f"pose columns must be {', '.join(POSE_COLUMNS)} or {', '.join(YPR_COLUMNS)}; got "
-                          f"{', '.join(names)}")
+    # The header's own text is not quoted (file contents never go into a message): say what is missing instead.
+    closest = min((POSE_COLUMNS, YPR_COLUMNS), key=lambda wanted: len(set(wanted) - set(names)))
+    missing = [name for name in closest if name not in names]
+    detail = f"missing {', '.join(missing)}" if missing else f"{len(names)} columns where 6 (or frame + 6) are expected"
+    raise Audio2HeadError(f"pose columns must be {', '.join(POSE_COLUMNS)} or {', '.join(YPR_COLUMNS)} ({detail})")
 
 def _read_curve_csv(path, text: str) -> PoseCurve:
     lines = text.splitlines()
@@ -141,16 +181,14 @@ def _read_curve_csv(path, text: str) -> PoseCurve:
             try:
                 fps = float(line.split("fps=", 1)[1].split(",")[0].split()[0])
             except (ValueError, IndexError):
-                raise Audio2HeadError(f"{path}: cannot read the fps in {line.strip()!r}") from None
+                raise Audio2HeadError(f"{path}: the comment line with fps= does not give a number after it") \
+                    from None
     body = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not body:
         raise Audio2HeadError(f"{path}: the CSV holds no header and no poses")
     reader = csv.reader(body, skipinitialspace=True)
     header = [name.strip() for name in next(reader)]
-    try:
-        table = np.array([[float(cell) for cell in row] for row in reader], dtype=np.float64)
-    except ValueError as exc:
-        raise Audio2HeadError(f"{path}: a value is not a number ({exc})") from None
+    table = _number_table(path, list(reader), first_line=1)
     if table.size == 0:
         raise Audio2HeadError(f"{path}: the CSV has a header but no poses")
     if table.shape[1] != len(header):
@@ -192,10 +230,7 @@ def read_openface_csv(path, face_id: int | None = None, euler_as_axis_angle: boo
     rows = [row for row in reader if row and any(cell.strip() for cell in row)]
     if not rows:
         raise Audio2HeadError(f"{path}: the OpenFace CSV has a header but no frames")
-    try:
-        table = np.array([[float(cell) for cell in row] for row in rows], dtype=np.float64)
-    except ValueError as exc:
-        raise Audio2HeadError(f"{path}: a value is not a number ({exc})") from None
+    table = _number_table(path, rows, first_line=1)
     if table.shape[1] != len(header):
         raise Audio2HeadError(f"{path}: rows have {table.shape[1]} values but the header has {len(header)}")
     col = {name: i for i, name in enumerate(header)}
@@ -214,6 +249,10 @@ def read_openface_csv(path, face_id: int | None = None, euler_as_axis_angle: boo
         frames = table[-1, col["frame"]] - table[0, col["frame"]] if "frame" in col else len(table) - 1
         if seconds > 0 and frames > 0:
             fps = float(frames / seconds)
+            if not MIN_POSE_FPS <= fps <= MAX_POSE_FPS:
+                raise Audio2HeadError(
+                    f"{path}: the timestamps give {fps:.6g} fps ({frames:g} frames in {seconds:.6g} s); OpenFace "
+                    f"files are read at {MIN_POSE_FPS:g} .. {MAX_POSE_FPS:g} fps: check the timestamp column (seconds)")
             nearest = min(_COMMON_FPS, key=lambda rate: abs(rate - fps))
             fps = nearest if abs(nearest - fps) < 0.01 * nearest else round(fps, 3)
     euler = table[:, [col["pose_Rx"], col["pose_Ry"], col["pose_Rz"]]]

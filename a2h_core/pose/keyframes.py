@@ -13,12 +13,12 @@ import math
 
 import numpy as np
 
-from a2h_core.config import FPS
+from a2h_core.config import FPS, MAX_POSES
 from a2h_core.errors import Audio2HeadError
 from a2h_core.pose.curve import DEFAULT_POSE, DEFAULT_YPR, YPR_COLUMNS, PoseCurve
 from a2h_core.pose.interpolation import INTERPOLATIONS, interpolate_keys
 from a2h_core.pose.rotations import poses_to_ypr, ypr_to_poses
-from a2h_core.pose.values import validated_count, validated_fps, validated_poses
+from a2h_core.pose.values import describe, validated_count, validated_fps, validated_poses
 
 
 def curve_from_keyframes(keyframes, num_poses: int | None = None, fps: float = FPS, interpolation: str = "smooth",
@@ -48,13 +48,18 @@ def curve_from_keyframes(keyframes, num_poses: int | None = None, fps: float = F
         base = spec.get("base", base)
     fps = validated_fps(fps)
     if interpolation not in INTERPOLATIONS:
-        raise Audio2HeadError(f"unknown interpolation {interpolation!r}; use one of {', '.join(INTERPOLATIONS)}")
+        short_name = isinstance(interpolation, str) and interpolation.isidentifier() and len(interpolation) <= 20
+        shown = repr(interpolation) if short_name else describe(interpolation)
+        raise Audio2HeadError(f"unknown interpolation {shown}; use one of {', '.join(INTERPOLATIONS)}")
     if not isinstance(keyframes, (list, tuple)) or not keyframes:
         raise Audio2HeadError("keyframes must be a non-empty list of {frame or time, yaw, pitch, roll, x, y, z}")
     if isinstance(base, PoseCurve):
         base = base.values[0]
     elif isinstance(base, dict):
-        base = ypr_to_poses([float(base.get(name, DEFAULT_YPR[i])) for i, name in enumerate(YPR_COLUMNS)])
+        values = [base.get(name, DEFAULT_YPR[i]) for i, name in enumerate(YPR_COLUMNS)]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise Audio2HeadError(f"the keyframe base must give numbers for {', '.join(YPR_COLUMNS)}")
+        base = ypr_to_poses(validated_poses([float(v) for v in values], "keyframe base"))
     base_ypr = poses_to_ypr(DEFAULT_POSE if base is None else validated_poses(base, "keyframe base")[0])
 
     times, rows = [], []
@@ -62,24 +67,29 @@ def curve_from_keyframes(keyframes, num_poses: int | None = None, fps: float = F
         if not isinstance(key, dict):
             raise Audio2HeadError(f"keyframe {number} must be an object with frame/time and pose values")
         unknown = set(key) - set(YPR_COLUMNS) - {"frame", "time"}
-        if unknown:
-            raise Audio2HeadError(f"keyframe {number} has unknown fields {sorted(unknown)}; allowed: frame or "
+        if unknown:  # the names are not quoted: a keyframe file's text never goes into a message
+            raise Audio2HeadError(f"keyframe {number} has unknown fields ({len(unknown)}); allowed: frame or "
                                   f"time, {', '.join(YPR_COLUMNS)}")
         if ("frame" in key) == ("time" in key):
             raise Audio2HeadError(f"keyframe {number} needs exactly one of 'frame' (pose index) or 'time' "
                                   "(seconds)")
+        raw = key.get("frame", key.get("time"))
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise Audio2HeadError(f"keyframe {number}: frame/time must be a number, got {describe(raw)}")
         try:
-            at = float(key["frame"]) if "frame" in key else float(key["time"]) * fps
-        except (TypeError, ValueError):
-            raise Audio2HeadError(f"keyframe {number}: frame/time must be a number, got "
-                                  f"{key.get('frame', key.get('time'))!r}") from None
-        if not math.isfinite(at) or at < 0:
-            raise Audio2HeadError(f"keyframe {number} is at {at} frames; keyframes must be at frame >= 0")
+            at = float(raw) if "frame" in key else float(raw) * fps
+        except OverflowError:
+            at = math.inf
+        if not math.isfinite(at) or at < 0 or at > MAX_POSES - 1:
+            raise Audio2HeadError(
+                f"keyframe {number} is at frame {at:g}; keyframes must be at frame >= 0 and at most "
+                f"{MAX_POSES - 1:,} (24 h at {FPS} fps)")
         row = []
         for name in YPR_COLUMNS:
             value = key.get(name)
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
-                raise Audio2HeadError(f"keyframe {number}: {name} must be a finite number, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise Audio2HeadError(f"keyframe {number}: {name} must be a finite number, got {describe(value)}")
             row.append(np.nan if value is None else float(value))
         times.append(at)
         rows.append(row)

@@ -7,7 +7,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from a2h_core.config import MAX_PLOT_SIDE
 from a2h_core.errors import Audio2HeadError
+from a2h_core.paths import atomic_output, checked_output_file
 from a2h_core.pose.curve import PoseCurve
 
 CHANNEL_COLOURS = ((242, 89, 89), (89, 217, 89), (102, 153, 255))  # first, second, third channel of a panel
@@ -30,9 +32,12 @@ def plot_pose_curve(curve, width: int = 640, height: int = 360, frame: int | Non
     """
     if not isinstance(curve, PoseCurve):
         curve = PoseCurve(np.asarray(curve))
-    width, height = int(width), int(height)
-    if width < 32 or height < 32:
-        raise Audio2HeadError(f"the plot needs at least 32 x 32 pixels, got {width} x {height}")
+    try:
+        width, height = int(width), int(height)
+    except (TypeError, ValueError, OverflowError):
+        raise Audio2HeadError(f"plot width and height must be whole numbers, got {width!r} x {height!r}") from None
+    if not (32 <= width <= MAX_PLOT_SIDE and 32 <= height <= MAX_PLOT_SIDE):
+        raise Audio2HeadError(f"the plot needs 32 .. {MAX_PLOT_SIDE} pixels per side, got {width} x {height}")
     labels = width >= MIN_LABELLED[0] and height >= MIN_LABELLED[1]
     font = ImageFont.load_default()
     text_height = _text_size(font, "0")[1] if labels else 0
@@ -112,6 +117,7 @@ def save_png(image, path) -> Path:
         raise Audio2HeadError(f"a PNG preview needs an [H, W, 3] image, got shape {array.shape}")
     if array.dtype != np.uint8:
         array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    path = Path(path)
-    Image.fromarray(array).save(path, format="PNG")
+    path = checked_output_file(path, "plot file", suffixes=(".png",))
+    with atomic_output(path, "plot file") as temp:
+        Image.fromarray(array).save(temp, format="PNG")
     return path

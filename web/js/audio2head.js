@@ -5,6 +5,7 @@
 // The logic (parsing, interpolation, hit-testing) is in pose_curve_logic.js and tested with node --test.
 
 import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
 import {
   CHANNELS,
   ROTATION_CHANNELS,
@@ -28,6 +29,45 @@ import {
 import { drawPosePlot, layoutPanels, legendBoxes } from "./pose_plot.js";
 
 const KEYFRAME_NODE = "Audio2HeadPoseKeyframes";
+const POSE_LOAD_NODE = "Audio2HeadPoseLoad";
+const CURVE_FILE_TYPES = ".json,.csv";
+
+// An upload button for Pose Load, as core Load Audio has: the file goes through ComfyUI's own upload route into the
+// input folder (the only folder the node reads besides the pack's examples) and is selected in the "path" combo.
+function attachCurveUpload(node) {
+  const pathWidget = node.widgets?.find((widget) => widget.name === "path");
+  if (!pathWidget) return;
+  const chooser = document.createElement("input");
+  Object.assign(chooser, { type: "file", accept: CURVE_FILE_TYPES });
+  chooser.style.display = "none";
+  document.body.append(chooser);
+  chooser.addEventListener("change", async () => {
+    const file = chooser.files?.[0];
+    chooser.value = "";
+    if (!file) return;
+    const body = new FormData();
+    body.append("image", file);
+    body.append("type", "input");
+    const response = await api.fetchApi("/upload/image", { method: "POST", body });
+    if (response.status !== 200) {
+      alert(`Upload of ${file.name} failed: ${response.status} ${response.statusText}`);
+      return;
+    }
+    const { name, subfolder } = await response.json();
+    const value = subfolder ? `${subfolder}/${name}` : name;
+    const values = pathWidget.options?.values;
+    if (Array.isArray(values) && !values.includes(value)) values.push(value);
+    pathWidget.value = value;
+    pathWidget.callback?.(value);
+    markGraphChanged(node);
+  });
+  node.addWidget("button", "upload curve file", null, () => chooser.click(), { serialize: false });
+  const onRemoved = node.onRemoved;
+  node.onRemoved = function (...args) {
+    chooser.remove();
+    return onRemoved?.apply(this, args);
+  };
+}
 const KEYFRAME_WIDGET = "keyframes";
 const POSE_UI_KEY = "a2h_pose";
 const EDITOR_HEIGHT = 260;
@@ -319,6 +359,15 @@ if (!app.extensions.some((extension) => extension.name === EXTENSION_NAME)) app.
         attachKeyframeEditor(this);
         const [w, h] = this.computeSize();
         this.setSize([Math.max(this.size[0], w, 420), Math.max(this.size[1], h)]);
+        return result;
+      };
+    }
+
+    if (nodeData.name === POSE_LOAD_NODE) {
+      const onNodeCreated = nodeType.prototype.onNodeCreated;
+      nodeType.prototype.onNodeCreated = function (...args) {
+        const result = onNodeCreated?.apply(this, args);
+        attachCurveUpload(this);
         return result;
       };
     }
