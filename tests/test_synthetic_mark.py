@@ -82,7 +82,7 @@ def test_cli_generate_marks_and_watermarks(tmp_path, reduced_weights, capsys):
     rng = np.random.default_rng(0)
     image = tmp_path / "face.png"
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(image)
-    audio = write_wav(tmp_path / "speech.wav", speech_like(0.3, 16000), 16000)
+    audio = write_wav(tmp_path / "speech.wav", speech_like(0.2, 16000), 16000)
     outs = {}
     for name, extra in (("plain", []), ("marked", ["--watermark", "AI-generated"])):
         outs[name] = tmp_path / f"{name}.mp4"
