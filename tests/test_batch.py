@@ -137,3 +137,11 @@ def test_ray_outputs_equal_the_sequential_run(tmp_path, media, reduced_weights):
         got, _ = read_video_frames(tmp_path / "ray" / name)
         # Same code path and the same thread count (1) in both: identical decoded frames are expected.
         assert got.shape == expected.shape and np.array_equal(got, expected), name
+
+
+def test_an_unreachable_ray_address_is_one_clear_line(tmp_path, media, reduced_weights):
+    pytest.importorskip("ray")
+    rows = read_manifest(_csv(tmp_path / "rows.csv", [(str(media / "a.png"), str(media / "a.wav"), "a.mp4", "none")]))
+    with pytest.raises(Audio2HeadError, match=r"cannot start or reach Ray at 'ray://127\.0\.0\.1:1'"):
+        run_batch(rows, reduced_weights, PipelineConfig(), ray_address="ray://127.0.0.1:1")
+    assert not (tmp_path / "a.mp4").exists()

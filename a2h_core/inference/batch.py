@@ -226,8 +226,13 @@ def _on_ray(rows: list[BatchRow], weights, config: PipelineConfig, address: str,
         runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
             [library_root, *filter(None, [os.environ.get("PYTHONPATH")])])}}
         say(f"connecting to Ray ({'a new local instance' if address == 'local' else address})")
-        ray.init(address=None if address == "local" else address, runtime_env=runtime_env,
-                 include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(address=None if address == "local" else address, runtime_env=runtime_env,
+                     include_dashboard=False, log_to_driver=False)
+        except Exception as exc:  # ConnectionError, ValueError for a malformed address, ...
+            raise Audio2HeadError(f"cannot start or reach Ray at {address!r} ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0] if str(exc) else ''}); check the address (ray status "
+                                  "on the head machine) or run without an address for a local instance") from None
     try:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
@@ -235,6 +240,8 @@ def _on_ray(rows: list[BatchRow], weights, config: PipelineConfig, address: str,
         if wants_gpu and gpus:
             count, options, device = gpus, {"num_gpus": 1}, "cuda"
         else:
+            if wants_gpu:
+                say("the Ray cluster reports no GPU: the rows run on CPU workers")
             threads = threads or 1
             count, options, device = max(1, int(resources.get("CPU", 1)) // threads), {"num_cpus": threads}, "cpu"
         count = min(count, len(rows))
