@@ -8,6 +8,7 @@ from a2h_core.config import FPS
 from a2h_core.errors import Audio2HeadError
 from a2h_core.inference.pipeline import PipelineConfig, checked_config, generate
 from a2h_core.io.image import prepare_source_image
+from a2h_core.io.mark import checked_watermark
 from a2h_core.pose import PoseCurve
 
 from . import comfy
@@ -49,6 +50,9 @@ class Audio2HeadAllInOne(io.ComfyNode):
                 A2HPose.Input("pose", optional=True,
                               tooltip="Optional head-pose curve to use instead of the predicted one (from the pose "
                                       "tools). Its last pose is held if it is shorter than the audio."),
+                io.String.Input("watermark", default="", optional=True,
+                                tooltip="Optional visible mark: this text is drawn in the bottom-left corner of "
+                                        "every frame (e.g. 'AI-generated'). Empty: no visible mark."),
             ],
             outputs=[
                 io.Image.Output(display_name="frames", tooltip="Video frames at 25 fps: the full picture with the face "
@@ -61,7 +65,7 @@ class Audio2HeadAllInOne(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, audio, weights, device, dtype, batch_size, crop, paste_back, detector,
-                pose=None) -> io.NodeOutput:
+                pose=None, watermark="") -> io.NodeOutput:
         # Each input is checked on its own first, so that a message names the input it is about.
         image = single_image(image)
         with blame("image"):
@@ -71,11 +75,14 @@ class Audio2HeadAllInOne(io.ComfyNode):
             features = extract_features(audio)
         if pose is not None and not isinstance(pose, PoseCurve):
             raise Audio2HeadError(f"input 'pose': expected a head-pose curve, got a {type(pose).__name__}")
+        with blame("watermark"):
+            watermark = checked_watermark(watermark or None)
         model = load_cached(weights, device, dtype)
         with blame("batch_size"):
             config = checked_config(PipelineConfig(device=model.load_device, dtype=model.dtype,
                                                    batch_size=batch_size, crop=crop, paste_back=paste_back,
-                                                   face_detector=detector, face_models_dir=comfy.face_models_dir()))
+                                                   face_detector=detector, face_models_dir=comfy.face_models_dir(),
+                                                   watermark=watermark))
         progress = comfy.Progress(1)  # generate() reports the real frame count with its first update
         with model.on_device() as models:
             result = generate(image, audio, models, config, pose_curve=pose, progress=progress, features=features)

@@ -1,7 +1,11 @@
-"""Audio2Head model loader: weights from models/audio2head or the Hugging Face Hub, cached across runs."""
+"""Audio2Head model loader: weights from models/audio2head or the Hugging Face Hub, cached across runs.
+
+The authors' checkpoint can be fetched from their Google Drive link, but only when the user picks that entry of the
+weights list (DOWNLOAD_CHOICE): nothing is ever downloaded silently."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +16,8 @@ from comfy_api.latest import io
 from a2h_core.device import check_compute_dtype, parse_dtype
 from a2h_core.errors import Audio2HeadError
 from a2h_core.inference.wrapper import Audio2HeadWrapper
-from a2h_core.io.weights import load_models
+from a2h_core.io.download import TERMS_NOTE, download_checkpoint
+from a2h_core.io.weights import DEFAULT_FILENAME, ORIGINAL_FILENAME, load_models
 from a2h_core.modules.models import Audio2HeadModels
 
 from . import comfy
@@ -21,6 +26,26 @@ from .types import A2HModel
 
 HUB_CHOICE = "(Hugging Face Hub: repo id below)"  # last dropdown entry; selects hub loading
 NO_FILES_CHOICE = "(no files in models/audio2head)"  # shown when the folder is empty
+DOWNLOAD_CHOICE = "(download audio2head.pth.tar from the authors' Google Drive)"  # explicit, never implied
+
+
+def _download_hint() -> str:
+    folder = comfy.model_dirs()[0]
+    return (f"choose the entry {DOWNLOAD_CHOICE!r} to fetch the authors' checkpoint into {folder}, or run: python -m "
+            f"a2h_core download --to {folder}")
+
+
+def _downloaded_weights() -> Path:
+    """models/audio2head/audio2head.safetensors, downloaded and converted first if missing (the user chose so)."""
+    folder = comfy.model_dirs()[0]
+    converted = folder / DEFAULT_FILENAME
+    if converted.is_file():
+        return converted
+    logging.warning("Audio2Head: %s", TERMS_NOTE)
+    progress = comfy.Progress(1)
+    with blame("weights"):
+        return download_checkpoint(folder, progress=lambda done, total: progress(done, total or max(done, 1)),
+                                   log=lambda message: logging.info("Audio2Head: %s", message))
 
 
 @dataclass(frozen=True)
@@ -90,18 +115,21 @@ def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "
         source: str | Path = hub_repo_id.strip()
         hub_args = {"filename": hub_filename.strip() or None, "revision": hub_revision.strip() or None}
         key = (source, hub_args["filename"], hub_args["revision"], None, offload)
+    elif weights == DOWNLOAD_CHOICE:
+        source = _downloaded_weights()
+        key = (str(source.resolve()), None, None, source.stat().st_mtime_ns, offload)
     else:
         path = comfy.model_file_path(weights)
         if path is None and weights == NO_FILES_CHOICE:
             raise Audio2HeadError(
-                f"input 'weights': no weight files in {comfy.model_dirs()[0]}. Put the original audio2head.pth.tar "
+                f"input 'weights': no weight files in {comfy.model_dirs()[0]}. Put the original {ORIGINAL_FILENAME} "
                 "(or a converted .safetensors) there and refresh the page (press R), or choose the Hugging Face Hub "
-                "entry and give a repo id")
+                f"entry and give a repo id, or {_download_hint()}")
         if path is None:
             raise Audio2HeadError(
                 f"input 'weights': model file '{weights}' not found. Put the Audio2Head weights (the original "
                 f"audio2head.pth.tar or a converted .safetensors) in {comfy.model_dirs()[0]} and refresh, or "
-                "choose the Hugging Face Hub entry and give a repo id")
+                f"choose the Hugging Face Hub entry and give a repo id, or {_download_hint()}")
         source = path
         key = (str(path.resolve()), None, None, path.stat().st_mtime_ns, offload)
     models = _CACHE.get(key)
@@ -116,7 +144,7 @@ def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "
 
 def weight_choices() -> list[str]:
     files = comfy.list_model_files()
-    return (files or [NO_FILES_CHOICE]) + [HUB_CHOICE]
+    return (files or [NO_FILES_CHOICE]) + [DOWNLOAD_CHOICE, HUB_CHOICE]
 
 
 def weights_input() -> io.Combo.Input:
@@ -124,7 +152,9 @@ def weights_input() -> io.Combo.Input:
     return io.Combo.Input(
         "weights", options=weight_choices(),
         tooltip="Weight file in ComfyUI/models/audio2head (the original audio2head.pth.tar is converted to "
-                ".safetensors on first use and cached beside it), or the Hub entry to download hub_repo_id.")
+                ".safetensors on first use and cached beside it); the Google Drive entry downloads the authors' "
+                "checkpoint into that folder (once; their terms apply: the checkpoint has no licence file); or the "
+                "Hub entry to download hub_repo_id.")
 
 
 def device_inputs() -> list:

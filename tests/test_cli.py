@@ -50,8 +50,8 @@ def test_generate_writes_the_video(inputs, tmp_path, capsys):
 def test_subcommands_are_registered():
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(commands) == {"generate", "crop", "features", "pose", "convert", "prepare", "train", "evaluate",
-                             "personalize"}
+    assert set(commands) == {"generate", "batch", "crop", "features", "pose", "convert", "download", "prepare", "train",
+                             "evaluate", "personalize"}
     for name in commands:
         assert callable(parser.parse_args([name, *_minimal_args(name)]).func)
 
@@ -62,6 +62,8 @@ def _minimal_args(name):
             "crop": ["--image", "a.png"],
             "pose": [],
             "convert": ["in.pth.tar"],
+            "download": [],
+            "batch": ["rows.csv", "--weights", "w"],
             "prepare": ["clips", "--out", "data"],
             "train": ["pose", "--data", "data", "--out", "run"],
             "evaluate": ["pose", "--weights", "w", "--data", "data"],

@@ -11,13 +11,14 @@ import sys
 import threading
 import warnings
 
-from a2h_core.cli import convert, crop, evaluate, features, generate, personalize, pose, prepare, train
+from a2h_core.cli import batch, convert, crop, download, evaluate, features, generate, personalize, pose, prepare, train
 from a2h_core.errors import Audio2HeadError
 
 EXIT_USER_ERROR = 2  # bad input, missing weights, ...: the message says what to fix
 EXIT_INTERRUPTED = 130  # Ctrl-C, the shell convention (128 + SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM (128 + 15)
-COMMANDS = (generate, crop, features, pose, convert, prepare, train, evaluate, personalize)  # --help order
+# --help order
+COMMANDS = (generate, batch, crop, features, pose, convert, download, prepare, train, evaluate, personalize)
 
 
 def build_parser() -> argparse.ArgumentParser:

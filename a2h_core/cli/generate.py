@@ -44,6 +44,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                              "to 256x256 as the original does; X,Y,W,H: your own box, pasted back likewise")
     add_detector_options(parser)
     add_framing_options(parser)
+    parser.add_argument("--watermark", metavar="TEXT",
+                        help="draw TEXT (e.g. 'AI-generated') in the bottom-left corner of every frame; the MP4 is "
+                             "marked as synthetic in its metadata either way")
     parser.add_argument("--save-intermediates", type=Path, metavar="DIR",
                         help="write every stage's output (features, poses, pose boxes, keypoints, frames) to DIR")
     parser.set_defaults(func=run)
@@ -55,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     # Only then the slow stages (feature extraction, weight loading), so a mistake never waits behind minutes of work.
     config = PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size, crop=args.crop,
                             face_detector=args.face_detector, face_index=args.face_index, crop_scale=args.crop_scale,
-                            crop_offset=args.crop_offset, save_intermediates=args.save_intermediates)
-    checked_config(config)
+                            crop_offset=args.crop_offset, save_intermediates=args.save_intermediates,
+                            watermark=args.watermark)
+    config = checked_config(config)
     device = parse_device(args.device)
     check_compute_dtype(device, args.dtype, "--dtype")
     inputs = [path for path in (args.image, args.audio, args.pose_curve, args.weights) if path]

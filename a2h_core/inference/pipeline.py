@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from a2h_core.face import face_crop, load_face_detector
 from a2h_core.inference.intermediates import IntermediateWriter
 from a2h_core.inference.wrapper import Audio2HeadWrapper, Progress, checked_batch_size, require_frames
 from a2h_core.io.image import CropBox, CropInfo, even_size, load_image, paste_back, prepare_source_image
+from a2h_core.io.mark import checked_watermark, watermark_frames
 from a2h_core.io.video import MAX_CRF, VideoWriter
 from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.paths import checked_output_file, checked_output_folder
@@ -52,6 +53,8 @@ class PipelineConfig:
     feather: float = 0.1  # paste-back blend width as a fraction of the crop box's shorter side
     crf: int = 18  # H.264 constant rate factor (lower = better quality, larger file)
     save_intermediates: Path | str | None = None  # folder for every stage's output (`intermediates.INTERMEDIATE_FILES`)
+    watermark: str | None = None  # visible text drawn in the bottom-left corner of every frame (None: no visible mark;
+    # the MP4's metadata marks it as synthetic either way)
 
 
 @dataclass
@@ -133,7 +136,7 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     writer = None
     if out_path is not None:  # checked before the long stages: a bad name fails at once
         width, height = _output_size(crop_info if config.paste_back else None)
-        writer = VideoWriter(out_path, width, height, crf=config.crf)
+        writer = VideoWriter(out_path, width, height, crf=config.crf, settings=_settings(config, pose_curve))
     if isinstance(audio, AudioFeatures):
         features, soundtrack = audio, None
     else:
@@ -168,6 +171,8 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
         frames = _tap(frames, saver.frames)
     if crop_info is not None and config.paste_back:
         frames = timer.time("paste-back", _paste_all(frames, crop_info, config.feather, wrapper.device))
+    if config.watermark:
+        frames = (watermark_frames(batch, config.watermark) for batch in frames)
 
     try:
         result = GenerateResult(num_frames=num_frames, poses=poses)
@@ -233,10 +238,22 @@ def checked_config(config) -> PipelineConfig:
     crf = config.crf
     if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= MAX_CRF:
         raise Audio2HeadError(f"crf must be a whole number from 0 (lossless) to {MAX_CRF} (worst), got {crf!r}")
+    watermark = checked_watermark(config.watermark)
+    if watermark != config.watermark:
+        config = replace(config, watermark=watermark)
     if config.save_intermediates is not None and not isinstance(config.save_intermediates, (str, Path)):
         raise Audio2HeadError(f"save_intermediates must be a folder path, got a "
                               f"{type(config.save_intermediates).__name__}")
     return config
+
+
+def _settings(config: PipelineConfig, pose_curve: PoseCurve | None) -> dict:
+    """The settings recorded in the MP4's description tag."""
+    crop = config.crop if crop_mode(config.crop) is not None else ",".join(map(str, CropBox.coerce(config.crop)
+                                                                                .to_list()))
+    return {"dtype": str(config.dtype).replace("torch.", ""), "batch_size": config.batch_size, "crop": crop,
+            "paste_back": config.paste_back, "crf": config.crf,
+            "pose": "curve" if pose_curve is not None else "predicted", "watermark": config.watermark}
 
 
 def _output_size(crop_info: CropInfo | None) -> tuple[int, int]:

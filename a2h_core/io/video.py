@@ -2,11 +2,13 @@
 
 Frames arrive batch by batch (the pipeline streams them) and are encoded at once; the soundtrack is interleaved as
 the video advances, so memory does not grow with the clip length. The file is written under a temporary name and
-renamed only when complete: an interrupted run never leaves a file that looks finished.
+renamed only when complete: an interrupted run never leaves a file that looks finished. Every file is marked as
+synthetic in its container metadata (`a2h_core.io.mark`).
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import numpy as np
 from a2h_core.audio.soundtrack import Soundtrack
 from a2h_core.config import FPS
 from a2h_core.errors import Audio2HeadError
+from a2h_core.io.mark import synthetic_metadata
 from a2h_core.paths import checked_output_file, remove_quietly, temporary_name
 
 MAX_CRF = 51  # x264's worst quality; 0 is lossless
@@ -25,11 +28,13 @@ class VideoWriter:
 
     with VideoWriter("out.mp4", width, height, soundtrack=load_soundtrack("speech.wav")) as writer:
         writer.write(frames)      # [B, H, W, 3] uint8, any number of calls
-    The file appears under its final name only when the block ends without an exception.
+    The file appears under its final name only when the block ends without an exception. Its `comment` and
+    `description` tags say it is synthetic and made by Audio2Head; `settings` (name -> value) are added to the
+    description.
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, soundtrack: Soundtrack | None = None,
-                 crf: int = 18):
+                 crf: int = 18, settings: Mapping | None = None):
         if width % 2 or height % 2:
             raise Audio2HeadError(f"H.264 needs an even frame size, got {width}x{height}")
         if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= MAX_CRF:
@@ -43,6 +48,7 @@ class VideoWriter:
         self._frames_written = 0
         self._samples_written = 0
         self._container = None
+        self.metadata = synthetic_metadata(settings)
 
     def __enter__(self) -> VideoWriter:
         import av
@@ -52,6 +58,7 @@ class VideoWriter:
             self._container = av.open(str(self._temp_path), mode="w", format="mp4")
         except OSError as exc:
             raise Audio2HeadError(f"output {str(self.path)!r}: cannot write there ({exc.strerror or exc})") from None
+        self._container.metadata.update(self.metadata)
         self._video = self._container.add_stream("libx264", rate=Fraction(FPS, 1))
         self._video.width, self._video.height = self.width, self.height
         self._video.pix_fmt = "yuv420p"
