@@ -29,7 +29,7 @@ FRAMES = "frames.npy"
 INTERMEDIATE_FILES = {  # file name -> content
     FEATURES: "[rows, 41] float64 audio features (13 MFCC, 26 log filter bank, F0, voiced flag), 100 rows/s",
     POSES: "[N, 6] float64 pose curve used (rx, ry, rz radians, tx, ty, tz); predicted: N = frames + 1",
-    SOURCE: "256x256 RGB network input (after crop and resize)",
+    SOURCE: "256x256 (the model's image size) RGB network input (after crop and resize)",
     SOURCE_KP_VALUE: "[1, 10, 2] float32 source keypoints, x then y in [-1, 1]",
     SOURCE_KP_JACOBIAN: "[1, 10, 2, 2] float32 source Jacobians",
     POSE_BOXES: "[frames, 256, 256] uint8 pose-box images (0/255) of the video frames",
@@ -42,15 +42,15 @@ INTERMEDIATE_FILES = {  # file name -> content
 class IntermediateWriter:
     """Writes each stage's output to a folder; the per-frame arrays are memory-mapped and filled as frames stream."""
 
-    def __init__(self, folder: Path | str, num_frames: int, num_kp: int):
+    def __init__(self, folder: Path | str, num_frames: int, num_kp: int, image_size: int = IMAGE_SIZE):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.num_frames = num_frames
         self._arrays = {
-            POSE_BOXES: self._open(POSE_BOXES, np.uint8, (num_frames, IMAGE_SIZE, IMAGE_SIZE)),
+            POSE_BOXES: self._open(POSE_BOXES, np.uint8, (num_frames, image_size, image_size)),
             DRIVING_KP_VALUE: self._open(DRIVING_KP_VALUE, np.float32, (num_frames, num_kp, 2)),
             DRIVING_KP_JACOBIAN: self._open(DRIVING_KP_JACOBIAN, np.float32, (num_frames, num_kp, 2, 2)),
-            FRAMES: self._open(FRAMES, np.uint8, (num_frames, IMAGE_SIZE, IMAGE_SIZE, 3)),
+            FRAMES: self._open(FRAMES, np.uint8, (num_frames, image_size, image_size, 3)),
         }
         self._next = {"driving": 0, "frames": 0}
 

@@ -3,7 +3,8 @@
 """Occlusion-aware generator (FOMM): warps the source image's encoder features by the dense motion and decodes.
 
 The encoder features of the source image do not depend on the driving frame, so `encode_source` computes them once
-per video and `forward` renders B driving frames in one pass, broadcasting the single source over the batch.
+per video and `forward` renders B driving frames in one pass, broadcasting the single source over the batch; in
+training every driving frame has its own source (B sources).
 """
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ class OcclusionAwareGenerator(nn.Module):
                 kp_driving: Keypoints) -> dict:
         """Render len(kp_driving) frames of one source.
 
-        source_image [1, 3, H, W], source_features from `encode_source`, kp_source N=1, kp_driving N=B ->
+        source_image [1, 3, H, W], source_features from `encode_source`, kp_source N=1, kp_driving N=B (or, for
+        training, B sources with their features and keypoints, N=B) ->
         dict(prediction [B, 3, H, W] in 0..1, occlusion_map [B, 1, h, w], deformation [B, h, w, 2]).
         """
         motion = self.dense_motion_network(source_image, kp_source, kp_driving)
