@@ -183,6 +183,13 @@ class Audio2HeadWrapper:
             keypoints = self.models.kp_detector(self._source(source))
         return keypoints.to(dtype=torch.float32)
 
+    def frame_keypoints(self, frames: torch.Tensor) -> Keypoints:
+        """Keypoints and Jacobians of frames [N, 3, S, S] in 0..1 (N_D on each; evaluation's KE reference),
+        float32 on the model's device."""
+        with self._compute():
+            keypoints = self.models.kp_detector(self._input(frames))
+        return keypoints.to(dtype=torch.float32)
+
     def iter_driving_keypoints(self, source: torch.Tensor, features: AudioFeatures, poses: PoseCurve,
                                progress: Progress | None = None,
                                on_pose_boxes: Callable[[int, torch.Tensor], None] | None = None
