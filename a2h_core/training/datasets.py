@@ -148,12 +148,15 @@ def check_image_size(clips: list[ClipSource], image_size: int) -> None:
 class FramePairs(Dataset):
     """Source and driving frames of the same clip, for N_D + N_I (FOMM's self-supervised reconstruction): each clip
     gives max(1, frames // `frames_per_pair`) pairs per epoch, both frames drawn uniformly from the clip; positions
-    are a pure function of (seed, epoch, index). Samples: source, driving [3, S, S] float32 in 0..1."""
+    are a pure function of (seed, epoch, index). Samples: source, driving [3, S, S] float32 in 0..1, and `noise`
+    [noise_size] standard normal draws for the sample's random equivariance transform (drawn with the sample, so a
+    batch split across processes or a resumed run sees the same transforms)."""
 
-    def __init__(self, clips: list[ClipSource], seed: int = 0, min_length: int = 1, frames_per_pair: int = 25):
+    def __init__(self, clips: list[ClipSource], seed: int = 0, min_length: int = 1, frames_per_pair: int = 25,
+                 noise_size: int = 0):
         if not clips:
             raise ValueError("no clips")
-        self.clips, self.seed, self.epoch = clips, seed, 0
+        self.clips, self.seed, self.epoch, self.noise_size = clips, seed, 0, noise_size
         items = [i for i, clip in enumerate(clips) for _ in range(max(1, clip.frames // frames_per_pair))]
         self.items = items * -(-max(min_length, 1) // len(items))
 
@@ -165,9 +168,11 @@ class FramePairs(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         clip = self.clips[self.items[index]]
-        source, driving = np.random.default_rng([self.seed, self.epoch, index]).integers(0, clip.frames, 2)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        source, driving = rng.integers(0, clip.frames, 2)
         return {"source": _image_tensor(clip.frames_range(int(source), 1)[0]),
-                "driving": _image_tensor(clip.frames_range(int(driving), 1)[0])}
+                "driving": _image_tensor(clip.frames_range(int(driving), 1)[0]),
+                "noise": torch.from_numpy(rng.standard_normal(self.noise_size).astype(np.float32))}
 
 
 def motion_window_sample(clip: ClipSource, start: int, length: int, reference: int) -> dict[str, torch.Tensor]:
@@ -184,16 +189,18 @@ def motion_window_sample(clip: ClipSource, start: int, length: int, reference: i
 class MotionWindows(Dataset):
     """Windows of T frames for N_M (see `motion_window_sample`): each clip of at least T frames gives
     max(1, frames // T) windows per epoch at random starts, with a reference frame drawn anywhere in the clip (at
-    inference one source image drives windows far from it); clips shorter than T are left out. Positions are a
-    pure function of (seed, epoch, index)."""
+    inference one source image drives windows far from it); clips shorter than T are left out. Positions, the
+    equivariance transform's `noise` and the `order` in which stage 2 picks frames to render are a pure function of
+    (seed, epoch, index)."""
 
-    def __init__(self, clips: list[ClipSource], length: int, seed: int = 0, min_length: int = 1):
+    def __init__(self, clips: list[ClipSource], length: int, seed: int = 0, min_length: int = 1,
+                 noise_size: int = 0):
         usable = [clip for clip in clips if clip.frames >= length]
         if not usable:
             raise Audio2HeadError(f"no clip has the {length} frames of one motion window ({len(clips)} clips, the "
                                   f"longest {max((c.frames for c in clips), default=0)} frames): use longer clips "
                                   "or a model config with a shorter motion_field.seq_len")
-        self.clips, self.length, self.seed, self.epoch = usable, length, seed, 0
+        self.clips, self.length, self.seed, self.epoch, self.noise_size = usable, length, seed, 0, noise_size
         self.skipped = len(clips) - len(usable)
         items = [i for i, clip in enumerate(usable) for _ in range(max(1, clip.frames // length))]
         self.items = items * -(-max(min_length, 1) // len(items))
@@ -208,4 +215,7 @@ class MotionWindows(Dataset):
         clip = self.clips[self.items[index]]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         start = int(rng.integers(0, clip.frames - self.length + 1))
-        return motion_window_sample(clip, start, self.length, int(rng.integers(0, clip.frames)))
+        sample = motion_window_sample(clip, start, self.length, int(rng.integers(0, clip.frames)))
+        sample["noise"] = torch.from_numpy(rng.standard_normal(self.noise_size).astype(np.float32))
+        sample["order"] = torch.from_numpy(rng.permutation(self.length))  # stage 2 renders the first frames of it
+        return sample

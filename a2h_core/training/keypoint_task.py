@@ -38,7 +38,7 @@ from a2h_core.training.keypoint_losses import (
 )
 from a2h_core.training.losses import lsgan_discriminator_loss
 from a2h_core.training.pretrained import load_vgg
-from a2h_core.training.tps import RandomTPS
+from a2h_core.training.tps import RandomTPS, noise_size
 from a2h_core.training.trainer import TrainingTask, ValidationResult, safe_name, unwrap
 from a2h_core.training.video_metrics import psnr_per_frame, ssim_per_frame
 
@@ -90,7 +90,8 @@ class KeypointTask(TrainingTask):
         return "frozen" if self.init is not None else "batch"
 
     def train_dataset(self, seed: int, min_length: int) -> FramePairs:
-        return FramePairs(self.train_clips, seed=seed, min_length=min_length, frames_per_pair=self.loss.frames_per_pair)
+        return FramePairs(self.train_clips, seed=seed, min_length=min_length, frames_per_pair=self.loss.frames_per_pair,
+                          noise_size=noise_size(self.loss.points_tps))
 
     def _fixed_to(self, device: torch.device) -> None:
         """The fixed helper networks (VGG, pyramid kernels) on the training device (moved once)."""
@@ -109,7 +110,7 @@ class KeypointTask(TrainingTask):
         frames = [source, driving]
         if equivariance:
             transform = RandomTPS(batch_size, loss_cfg.sigma_affine, loss_cfg.sigma_tps, loss_cfg.points_tps,
-                                  device=source.device)
+                                  device=source.device, noise=batch["noise"])
             frames.append(transform.warp_frames(driving))
         with autocast():
             keypoints = networks["kp_detector"](torch.cat(frames))  # one pass: source, driving, transformed

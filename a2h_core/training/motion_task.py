@@ -50,7 +50,7 @@ from a2h_core.training.keypoint_losses import (
 )
 from a2h_core.training.keypoint_task import to_uint8
 from a2h_core.training.pretrained import load_vgg
-from a2h_core.training.tps import RandomTPS
+from a2h_core.training.tps import RandomTPS, noise_size
 from a2h_core.training.trainer import TrainingTask, ValidationResult, safe_name, unwrap
 from a2h_core.training.video_metrics import keypoint_error, psnr_per_frame, ssim_per_frame
 
@@ -115,7 +115,8 @@ class MotionTask(TrainingTask):
         self.step = step
 
     def train_dataset(self, seed: int, min_length: int) -> MotionWindows:
-        return MotionWindows(self.train_clips, self.seq_len, seed=seed, min_length=min_length)
+        return MotionWindows(self.train_clips, self.seq_len, seed=seed, min_length=min_length,
+                             noise_size=noise_size(self.loss.points_tps))
 
     def _fixed_to(self, device: torch.device) -> None:
         if next(self.kp_detector.parameters()).device != device:
@@ -144,7 +145,8 @@ class MotionTask(TrainingTask):
             values["lambda_m"] = lambda_m
             return values
 
-        transform = RandomTPS(windows, cfg.sigma_affine, cfg.sigma_tps, cfg.points_tps, device=device)
+        transform = RandomTPS(windows, cfg.sigma_affine, cfg.sigma_tps, cfg.points_tps, device=device,
+                              noise=batch["noise"])
         with autocast():
             both = networks["motion"](torch.cat([audio, audio]), torch.cat([boxes, transform.warp_frames(boxes)]),
                                       torch.cat([reference, transform.warp_frames(reference)]))
@@ -157,9 +159,8 @@ class MotionTask(TrainingTask):
             eq_jacobian = equivariance_jacobian_loss(per_window(kp, windows), per_window(kp_transformed, windows),
                                                      transform)
         # N_I renders `render_frames` random frames of each window from its reference image.
-        chosen = torch.stack([torch.randperm(self.seq_len, device="cpu")[: cfg.render_frames]
-                              for _ in range(windows)])  # [B, R]
-        rows = (torch.arange(windows)[:, None] * self.seq_len + chosen).flatten().to(device)
+        chosen = batch["order"][:, : cfg.render_frames]  # [B, R], drawn with the samples
+        rows = (torch.arange(windows, device=device)[:, None] * self.seq_len + chosen).flatten()
         owner = torch.arange(windows).repeat_interleave(chosen.shape[1]).to(device)
         with torch.no_grad(), autocast():
             kp_reference = self.kp_detector(reference).to(dtype=torch.float32)

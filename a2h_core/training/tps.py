@@ -24,16 +24,25 @@ import torch.nn.functional as F
 from a2h_core.modules.blocks import make_coordinate_grid
 
 
+def noise_size(points: int) -> int:
+    """Standard normal draws one transform needs: 6 affine entries and one weight per control point."""
+    return 6 + points * points
+
+
 class RandomTPS:
     """One random transform per image of a batch (see the module doc)."""
 
     def __init__(self, batch: int, sigma_affine: float = 0.05, sigma_tps: float = 0.005, points: int = 5,
-                 device=None, generator: torch.Generator | None = None):
-        noise = torch.randn(batch, 2, 3, generator=generator) * sigma_affine
-        self.theta = (noise + torch.eye(2, 3)[None]).to(device)  # [B, 2, 3]
+                 device=None, generator: torch.Generator | None = None, noise: torch.Tensor | None = None):
+        """noise: [B, 6 + points^2] standard normal draws (`noise_size`), e.g. made by the data set per sample so
+        that the transforms do not depend on how a batch is split across processes; None draws them here."""
+        if noise is None:
+            noise = torch.randn(batch, noise_size(points), generator=generator)
+        noise = noise.to(device=device, dtype=torch.float32)
+        self.theta = noise[:, :6].reshape(-1, 2, 3) * sigma_affine + torch.eye(2, 3, device=device)[None]
         self.control_points = make_coordinate_grid(points, points, torch.zeros(())).reshape(-1, 2).to(device)
-        self.control_params = (torch.randn(batch, 1, points * points, generator=generator) * sigma_tps).to(device)
-        self.batch = batch
+        self.control_params = (noise[:, 6:] * sigma_tps).reshape(-1, 1, points * points)
+        self.batch = len(noise)
 
     def warp_coordinates(self, coordinates: torch.Tensor) -> torch.Tensor:
         """[B, N, 2] coordinates -> T(coordinates) [B, N, 2] (float32 or wider)."""
