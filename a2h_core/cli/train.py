@@ -34,7 +34,7 @@ _LOSS_CONFIGS = {"pose": PoseLossConfig, "keypoints": KeypointLossConfig, "motio
 _LOSS_OPTIONS = {  # command-line options that go into each network's loss config
     "pose": {"window", "ssim_weight", "gan_weight"},
     "keypoints": {"gan_weight", "equivariance_value", "equivariance_jacobian"},
-    "motion": {"stage", "heatmap_decay_steps", "render_frames"},
+    "motion": {"stage", "heatmap_decay_steps", "render_frames", "stage2_keypoint_weight", "reconstruction_weight"},
 }
 
 
@@ -111,6 +111,10 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                                                                   "through N_I (eq. 7)")
     motion.add_argument("--heatmap-decay-steps", type=int,
                         help="stage 1: lambda_m decays from 1 to 0 over this many steps (default 10000; 0: never)")
+    motion.add_argument("--stage2-keypoint-weight", type=float,
+                        help="stage 2: eq. 7's lambda'_p on the keypoint L1 against N_D (default 100)")
+    motion.add_argument("--reconstruction-weight", type=float,
+                        help="stage 2: eq. 7's lambda_rec on the VGG-16 reconstruction loss (default 10)")
     motion.add_argument("--render-frames", type=int,
                         help="stage 2: frames of each window rendered through N_I per step (default 8)")
     return parser

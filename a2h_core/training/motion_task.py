@@ -195,7 +195,11 @@ class MotionTask(TrainingTask):
             generated = self.generator(reference, None, kp_reference, kp[picks.tolist()])["prediction"].float()
         real_u8 = to_uint8(real[picks.tolist()])
         generated_u8 = to_uint8(generated)
-        return {"ke": keypoint_error(kp.value, target.value),
+        perceptual = None
+        if self.vgg is not None:  # stage 2: eq. 6's multi-scale reconstruction loss on the rendered frames
+            perceptual = float(multiscale_perceptual_loss(self.vgg, self.pyramid, generated, real[picks.tolist()],
+                                                          (1.0,)))
+        return {"ke": keypoint_error(kp.value, target.value), "perceptual": perceptual,
                 "ke_jacobian": keypoint_error(kp.jacobian, target.jacobian) if kp.jacobian is not None else None,
                 "real": real_u8, "generated": generated_u8}
 
@@ -208,6 +212,7 @@ class MotionTask(TrainingTask):
         for index, clip in enumerate(usable):
             result = self.evaluate_window(motion, clip, device, autocast)
             per_clip.append({"ke": result["ke"], "ke_jacobian": result["ke_jacobian"],
+                             "perceptual": result["perceptual"],
                              "psnr": float(np.mean(np.minimum(psnr_per_frame(result["generated"], result["real"]),
                                                               100.0))),
                              "ssim": float(np.mean(ssim_per_frame(result["generated"], result["real"])))})
