@@ -27,8 +27,9 @@ def reduced_weights(tmp_path_factory):
 @pytest.fixture(scope="session")
 def frames_data(tmp_path_factory):
     """Synthetic talking-head clips prepared at 128 px (8 training and 2 validation clips of 4 s): the data folder
-    the N_D/N_I, N_M and video-evaluation tests share."""
-    return prepared_dataset(tmp_path_factory.mktemp("frames"), train=8, val=2, seconds=4.0, size=128)
+    the N_D/N_I, N_M and video-evaluation tests share. One process: a session fixture may first be asked for after
+    torch's thread pool started, and forked workers would then deadlock."""
+    return prepared_dataset(tmp_path_factory.mktemp("frames"), train=8, val=2, seconds=4.0, size=128, workers=1)
 
 
 @pytest.fixture(scope="session")

@@ -73,11 +73,15 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    def sqrtm(matrix: np.ndarray) -> np.ndarray:
+        root = linalg.sqrtm(matrix)
+        return root[0] if isinstance(root, tuple) else root  # scipy < 1.16 may return (root, error)
+
+    covmean = sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():  # singular product: offset the diagonals, as pytorch-fid does
         offset = np.eye(len(sigma1)) * 1e-6
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    covmean = covmean.real
+        covmean = sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    covmean = np.real(covmean)
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
