@@ -2,18 +2,21 @@
 
 `ModelConfig.published()` matches the released checkpoint (the original's `config/vox-256.yaml` and
 `config/parameters.yaml`); `ModelConfig.reduced()` keeps every structural choice but shrinks the widths so that
-tests can run forward passes on a small CPU.
+tests can run forward passes on a small CPU. `config.at_image_size(512)` is the same model for 512 x 512 images
+(no published weights exist at 512: train them with `python -m a2h_core train`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 FPS = 25  # video frame rate the model was trained at
 FEATURE_ROWS_PER_FRAME = 4  # 10 ms audio feature rows per 40 ms video frame
 NUM_AUDIO_FEATURES = 41  # 13 MFCC + 26 log filter bank + F0 + voiced flag
-IMAGE_SIZE = 256  # side of the square source image and pose-box images
+IMAGE_SIZE = 256  # side of the square source image and pose-box images of the published model (ModelConfig default)
+MOTION_WORKING_SIZE = 64  # side at which the keypoint detector, the dense motion and the motion field work, at any
+#                           image size (the motion field's audio embedding is 64 x 64 by construction)
 FEATURE_SAMPLE_RATE = 16000  # the features are computed on 16 kHz mono audio
 
 # Limits on what input may ask for. Every size a file, widget or option controls is checked against these before
@@ -98,6 +101,8 @@ class GeneratorConfig:
 class ModelConfig:
     """Everything needed to build the four Audio2Head networks."""
 
+    image_size: int = IMAGE_SIZE  # side of the square images the networks see (source, frames, pose boxes); 256 is
+    #                               the published checkpoint's; other sizes come from `at_image_size`
     num_kp: int = 10  # keypoints per frame
     num_channels: int = 3  # RGB
     estimate_jacobian: bool = True  # predict a 2x2 Jacobian per keypoint
@@ -110,6 +115,20 @@ class ModelConfig:
     def published(cls) -> ModelConfig:
         """The configuration of the released Audio2Head checkpoint."""
         return cls()
+
+    def at_image_size(self, size: int) -> ModelConfig:
+        """This configuration for `size` x `size` images (a multiple of 64: 128, 256, 512, ...), as FOMM-family
+        higher-resolution configurations do: the keypoint detector's and the dense motion's scale factors become
+        64 / size, so both keep working at 64 x 64 (the motion field generator derives its input scale from
+        `image_size` likewise); the generator's encoder and decoder run at the full size. Widths are unchanged, so
+        the 256 weights' shapes are those of any size except the anti-aliasing kernels (fixed buffers)."""
+        size = int(size)
+        if size < MOTION_WORKING_SIZE or size % MOTION_WORKING_SIZE:
+            raise ValueError(f"image size {size}: use a multiple of {MOTION_WORKING_SIZE} (128, 256, 512, ...)")
+        scale = MOTION_WORKING_SIZE / size
+        generator = replace(self.generator, dense_motion=replace(self.generator.dense_motion, scale_factor=scale))
+        return replace(self, image_size=size, kp_detector=replace(self.kp_detector, scale_factor=scale),
+                       generator=generator)
 
     @classmethod
     def reduced(cls) -> ModelConfig:
@@ -140,6 +159,56 @@ class PoseDiscriminatorConfig:
     def reduced(cls) -> PoseDiscriminatorConfig:
         """Narrow widths for CPU tests."""
         return cls(channels=8, max_channels=32)
+
+
+VGG_LAYER_INDEX = {  # torchvision's `vgg.features` index of each named ReLU output
+    "vgg19": {"relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_2": 13, "relu3_3": 15,
+              "relu3_4": 17, "relu4_1": 20, "relu4_2": 22, "relu4_3": 24, "relu4_4": 26, "relu5_1": 29,
+              "relu5_2": 31, "relu5_3": 33, "relu5_4": 35},
+    "vgg16": {"relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_2": 13, "relu3_3": 15,
+              "relu4_1": 18, "relu4_2": 20, "relu4_3": 22, "relu5_1": 25, "relu5_2": 27, "relu5_3": 29},
+}
+VGG_CHANNELS = {  # torchvision's VGG configurations "E" (VGG-19) and "D" (VGG-16); 0 marks a 2x2 max pooling
+    "vgg19": (64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0),
+    "vgg16": (64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0),
+}
+
+
+@dataclass(frozen=True)
+class PerceptualConfig:
+    """Training-only VGG feature extractor of the perceptual losses (FOMM's VGG-19 for N_D/N_I; the paper's VGG-16,
+    eq. 6, for N_M's second stage). Not in the published checkpoint: its weights are ImageNet's (torchvision's)."""
+
+    arch: str = "vgg19"  # "vgg19" or "vgg16"
+    layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # features compared (FOMM's)
+    width_divisor: int = 1  # channels divided by this: 1 is the pretrained network; more is for CPU tests only
+    #                         (random weights, nothing to download)
+
+    def check(self) -> None:
+        if self.arch not in VGG_LAYER_INDEX:
+            raise ValueError(f"perceptual network {self.arch!r}: use one of {sorted(VGG_LAYER_INDEX)}")
+        unknown = [name for name in self.layers if name not in VGG_LAYER_INDEX[self.arch]]
+        if unknown or not self.layers:
+            raise ValueError(f"{self.arch} has no layer(s) {unknown or '(none given)'}; it has "
+                             f"{', '.join(VGG_LAYER_INDEX[self.arch])}")
+        if self.width_divisor < 1 or 64 % self.width_divisor:
+            raise ValueError(f"width_divisor {self.width_divisor}: use a divisor of 64")
+
+
+@dataclass(frozen=True)
+class ImageDiscriminatorConfig:
+    """Training-only PatchGAN on frames for the optional GAN terms of N_D/N_I training (FOMM's discriminator_params:
+    off in vox-256, where the generator's GAN weight is 0)."""
+
+    block_expansion: int = 32  # channels of the first block; each later one doubles them
+    max_features: int = 512  # channel cap
+    num_blocks: int = 4  # down blocks (each halves the size but the last)
+    spectral_norm: bool = True  # spectral normalisation of every convolution (FOMM's sn: True)
+
+    @classmethod
+    def reduced(cls) -> ImageDiscriminatorConfig:
+        """Narrow widths for CPU tests."""
+        return cls(block_expansion=4, max_features=16)
 
 
 def model_config_from_dict(document: dict) -> ModelConfig:

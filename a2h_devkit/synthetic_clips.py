@@ -201,3 +201,40 @@ def write_dataset(folder: Path, count: int, seconds: float = 8.0, style: MotionS
 
     with concurrent.futures.ProcessPoolExecutor(workers) as pool:
         return list(pool.map(_write_one, jobs))
+
+
+def prepared_dataset(root: Path, train: int = 8, val: int = 2, seconds: float = 4.0, size: int = 128,
+                     seed: int = 0, workers: int = 2) -> Path:
+    """`train` + `val` synthetic clips written as videos under `root/clips/{train,val}` and prepared at `size` px
+    with `python -m a2h_core prepare`: the data folder (`root/data`)."""
+    from a2h_core.cli import main
+
+    root = Path(root)
+    write_dataset(root / "clips" / "train", train, seconds, seed=seed, size=size, workers=workers)
+    write_dataset(root / "clips" / "val", val, seconds, seed=seed + 1000, size=size, workers=workers)
+    if main(["prepare", str(root / "clips"), "--out", str(root / "data"), "--image-size", str(size),
+             "--workers", str(workers)]) != 0:
+        raise RuntimeError("prepare failed")
+    return root / "data"
+
+
+def small_frame_config(size: int = 128, seq_len: int = 16, motion_blocks: int = 4):
+    """The reduced widths at `size` px (`at_image_size`) with a short motion window (T = `seq_len`, a multiple of
+    2^`motion_blocks`: the 3-D hourglass halves time in every block): the CPU training tests' model."""
+    import dataclasses
+
+    from a2h_core.config import ModelConfig
+
+    config = ModelConfig.reduced().at_image_size(size)
+    return dataclasses.replace(config, motion_field=dataclasses.replace(config.motion_field, seq_len=seq_len,
+                                                                       num_blocks=motion_blocks))
+
+
+def write_model_config(config, path: Path) -> Path:
+    """A ModelConfig as the JSON file `--config FILE.json` reads."""
+    import dataclasses
+    import json
+
+    path = Path(path)
+    path.write_text(json.dumps(dataclasses.asdict(config)), encoding="utf-8")
+    return path

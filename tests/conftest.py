@@ -13,6 +13,7 @@ import torch
 
 from a2h_devkit.random_weights import write_reduced_weights
 from a2h_devkit.speech import speech_like
+from a2h_devkit.synthetic_clips import prepared_dataset, small_frame_config, write_model_config
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +28,20 @@ def reduced_weights(tmp_path_factory):
     built after torch.manual_seed(0)) marked "reduced" for the loader, as a user would have a real file. The path of
     the file."""
     return write_reduced_weights(tmp_path_factory.mktemp("audio2head") / "reduced.safetensors")
+
+
+@pytest.fixture(scope="session")
+def frames_data(tmp_path_factory):
+    """Synthetic talking-head clips prepared at 128 px (8 training and 2 validation clips of 4 s): the data folder
+    the N_D/N_I, N_M and video-evaluation tests share. One process: a session fixture may first be asked for after
+    torch's thread pool started, and forked workers would then deadlock."""
+    return prepared_dataset(tmp_path_factory.mktemp("frames"), train=8, val=2, seconds=4.0, size=128, workers=1)
+
+
+@pytest.fixture(scope="session")
+def frames_config(tmp_path_factory):
+    """`small_frame_config()` (reduced widths, 128 px, 16-frame motion windows) as a --config JSON file."""
+    return write_model_config(small_frame_config(), tmp_path_factory.mktemp("config") / "small128.json")
 
 
 @pytest.fixture

@@ -16,6 +16,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("checkpoint", type=Path, help="the original checkpoint, e.g. checkpoints/audio2head.pth.tar")
     parser.add_argument("output", type=Path, nargs="?",
                         help="the .safetensors file to write (default: beside the checkpoint, same name)")
+    parser.add_argument("--config", default=None,
+                        help="the model the checkpoint holds: published (default; the released 256 model), or a "
+                             "model trained elsewhere in the original's format, e.g. published-512 or FILE.json")
     parser.set_defaults(func=run)
     return parser
 
@@ -23,7 +26,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
 def run(args: argparse.Namespace) -> int:
     """Convert, reload strictly, and say what was written."""
     output = args.output or converted_cache_path(args.checkpoint)
-    written = convert_checkpoint(args.checkpoint, output)
+    config = None
+    if args.config is not None:
+        from a2h_core.training.setup import model_config
+
+        config = model_config(args.config)
+    written = convert_checkpoint(args.checkpoint, output, config=config)
     metadata = read_metadata(written)
     models = load_models(written)
     parameters = sum(p.numel() for p in models.parameters())

@@ -1,4 +1,5 @@
-"""`python -m a2h_core evaluate pose`: the head-motion metrics of a weights file on prepared data, with baselines."""
+"""`python -m a2h_core evaluate pose|video`: the head-motion metrics of a weights file on prepared data, with
+baselines; and the paper's video evaluation (PSNR, SSIM, KE, LPIPS, FID) with figures."""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +30,33 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     pose.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps")
     pose.add_argument("--json", type=Path, help="also write the numbers here")
     pose.set_defaults(func=run)
+
+    video = networks.add_parser(
+        "video", help="the paper's protocol: generate each held-out clip from its first frame and audio; PSNR, "
+                      "SSIM, KE, LPIPS, FID against the real frames",
+        description="For each clip of the split: generate from its first frame and its audio (predicted poses, or "
+                    "the clip's true poses with --true-poses, Table 2's GT-head), compare with the real frames. "
+                    "LPIPS needs the lpips package, FID the pytorch-fid package and its Inception weights: each is "
+                    "skipped with the reason when unavailable. Lip sync (SyncNet LSE-C/LSE-D) is not implemented.")
+    video.add_argument("--weights", required=True, help="weights file, folder or Hub repo id")
+    video.add_argument("--data", type=Path, required=True, help="prepared data folder (frames at the model's size)")
+    video.add_argument("--split", choices=("val", "train"), default="val", help="which clips (default val)")
+    video.add_argument("--max-clips", type=int, default=None, help="only the first N clips (by name)")
+    video.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each clip")
+    video.add_argument("--true-poses", action="store_true", help="drive with the clips' true poses (GT-head)")
+    video.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps")
+    video.add_argument("--batch-size", type=int, default=8, help="frames rendered per pass (default 8)")
+    video.add_argument("--json", type=Path, help="write the numbers here")
+    video.add_argument("--figures", type=Path, default=None,
+                       help="folder for the PNG figures (default: beside --json as <name>_figures, else none)")
+    video.add_argument("--inception-weights", type=Path, default=None,
+                       help="a local pt_inception-2015-12-05-6726825d.pth for FID (default: pytorch-fid's download)")
+    video.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    video.add_argument("--no-fid", action="store_true", help="skip FID")
+    video.add_argument("--syncnet-weights", type=Path, default=None,
+                       help="SyncNet's syncnet_v2.model (joonson/syncnet_python): LSE-C/LSE-D are not implemented "
+                            "yet, so this only reports that they are skipped")
+    video.set_defaults(func=run_video)
     return parser
 
 
@@ -64,3 +92,58 @@ def run(args: argparse.Namespace) -> int:
 
 def _fmt(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def run_video(args: argparse.Namespace) -> int:
+    from a2h_core.previews.frame_strip import frame_strip, plot_per_frame
+    from a2h_core.previews.pose_plot import save_png
+    from a2h_core.training.datasets import check_image_size
+    from a2h_core.training.trainer import safe_name
+    from a2h_core.training.video_evaluation import SYNCNET_FILE, SYNCNET_SOURCE, evaluate_video
+
+    device = parse_device(args.device)
+    data = TrainingData.open(args.data)
+    clips = shard_clips(data, args.split, args.max_clips)
+    models = load_models(args.weights, device=device)
+    check_image_size(clips, models.config.image_size)
+    figures = args.figures or (args.json.with_name(args.json.stem + "_figures") if args.json else None)
+    written = []
+
+    def on_clip(result) -> None:
+        print(f"{result.name}: PSNR {result.metrics['psnr']:.2f} dB, SSIM {result.metrics['ssim']:.4f}, "
+              f"KE {result.metrics['ke']:.4f} ({result.metrics['frames']} frames)")
+        if figures is not None:
+            figures.mkdir(parents=True, exist_ok=True)
+            name = safe_name(result.name)
+            written.append(save_png(frame_strip({"real": result.real, "generated": result.generated}),
+                                    figures / f"{name}_strip.png"))
+            written.append(save_png(plot_per_frame(result.psnr, f"{result.name} PSNR", " dB"),
+                                    figures / f"{name}_psnr.png"))
+
+    poses = "true poses (GT-head)" if args.true_poses else "predicted poses"
+    print(f"{args.split}: {len(clips)} clips; weights {args.weights}; {poses}")
+    report = evaluate_video(models, clips, device, args.true_poses, args.batch_size, args.max_frames,
+                            args.inception_weights, lpips_metric=not args.no_lpips, fid=not args.no_fid,
+                            on_clip=on_clip)
+    report["skipped"]["lse"] = (
+        f"SyncNet lip-sync scores (LSE-C/LSE-D) are not implemented yet (a later step: a SyncNet port); they need "
+        f"{SYNCNET_FILE} from {SYNCNET_SOURCE} (joonson/syncnet_python)"
+        + (f"; {args.syncnet_weights} was given and is not used" if args.syncnet_weights else ""))
+    overall = report["overall"]
+    print(f"overall ({overall['frames']} frames): " + ", ".join(
+        f"{key.upper()} {_fmt_value(overall.get(key))}" for key in ("psnr", "ssim", "ke", "lpips", "fid")
+        if key in overall))
+    for metric, reason in report["skipped"].items():
+        print(f"{metric.upper()} skipped: {reason}")
+    report.update({"weights": str(args.weights), "split": args.split, "image_size": models.config.image_size,
+                   "figures": [str(p) for p in written]})
+    if args.json:
+        partial = args.json.with_name(f".{args.json.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(report, indent=1, default=float) + "\n", encoding="utf-8")
+        os.replace(partial, args.json)
+        print(f"wrote {args.json}" + (f" and {len(written)} figures in {figures}" if written else ""))
+    return 0
+
+
+def _fmt_value(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -32,7 +32,7 @@ FRAMES = "frames.npy"
 INTERMEDIATE_FILES = {  # file name -> content
     FEATURES: "[rows, 41] float64 audio features (13 MFCC, 26 log filter bank, F0, voiced flag), 100 rows/s",
     POSES: "[N, 6] float64 pose curve used (rx, ry, rz radians, tx, ty, tz); predicted: N = frames + 1",
-    SOURCE: "256x256 RGB network input (after crop and resize)",
+    SOURCE: "256x256 (the model's image size) RGB network input (after crop and resize)",
     SOURCE_KP_VALUE: "[1, 10, 2] float32 source keypoints, x then y in [-1, 1]",
     SOURCE_KP_JACOBIAN: "[1, 10, 2, 2] float32 source Jacobians",
     POSE_BOXES: "[frames, 256, 256] uint8 pose-box images (0/255) of the video frames",
@@ -50,17 +50,17 @@ class IntermediateWriter:
     deletes the unfinished arrays, so nothing that looks complete is left holding zeros after the last frame.
     """
 
-    def __init__(self, folder: Path | str, num_frames: int, num_kp: int):
+    def __init__(self, folder: Path | str, num_frames: int, num_kp: int, image_size: int = IMAGE_SIZE):
         self.folder = checked_output_folder(folder, "intermediates folder")
         self.num_frames = num_frames
         self._temp: dict[str, Path] = {}  # final name -> temporary file of the arrays being filled
         self._arrays: dict[str, np.ndarray] = {}
         try:
             for name, dtype, shape in (
-                    (POSE_BOXES, np.uint8, (num_frames, IMAGE_SIZE, IMAGE_SIZE)),
+                    (POSE_BOXES, np.uint8, (num_frames, image_size, image_size)),
                     (DRIVING_KP_VALUE, np.float32, (num_frames, num_kp, 2)),
                     (DRIVING_KP_JACOBIAN, np.float32, (num_frames, num_kp, 2, 2)),
-                    (FRAMES, np.uint8, (num_frames, IMAGE_SIZE, IMAGE_SIZE, 3))):
+                    (FRAMES, np.uint8, (num_frames, image_size, image_size, 3))):
                 self._temp[name] = temporary_name(self.folder / name)
                 self._arrays[name] = np.lib.format.open_memmap(self._temp[name], mode="w+", dtype=dtype, shape=shape)
         except BaseException:

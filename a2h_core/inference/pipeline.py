@@ -1,6 +1,7 @@
 """End-to-end orchestration: image + audio -> frames or an MP4 with sound, streamed window by window.
 
-Stages: source image -> (face detection and square crop, unless crop is "none") -> 256x256 input;
+Stages: source image -> (face detection and square crop, unless crop is "none") -> the model's input (256x256 for the
+published model, `ModelConfig.image_size`);
 audio -> features; features -> poses (predicted, or a given curve);
 poses -> pose boxes -> motion-field windows -> driving keypoints; keypoints -> frames -> (paste-back) -> video.
 Driving keypoints of one motion window are rendered and encoded before the next window is computed, so memory
@@ -20,7 +21,6 @@ import torch
 from a2h_core.audio.features import AudioFeatures, extract_features
 from a2h_core.audio.intake import is_audio_path
 from a2h_core.audio.soundtrack import load_soundtrack
-from a2h_core.config import IMAGE_SIZE
 from a2h_core.errors import Audio2HeadError
 from a2h_core.face import face_crop, load_face_detector
 from a2h_core.inference.intermediates import IntermediateWriter
@@ -132,10 +132,11 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     rgb = timer.run("image", load_image, image)
     what = repr(str(image)) if isinstance(image, (str, Path)) else None
     crop = timer.run("face detection", resolve_crop, rgb, config, say, what)
-    source, crop_info = timer.run("image", prepare_source_image, rgb, crop)
+    image_size = models.config.image_size
+    source, crop_info = timer.run("image", prepare_source_image, rgb, crop, image_size)
     writer = None
     if out_path is not None:  # checked before the long stages: a bad name fails at once
-        width, height = _output_size(crop_info if config.paste_back else None)
+        width, height = _output_size(crop_info if config.paste_back else None, image_size)
         writer = VideoWriter(out_path, width, height, crf=config.crf, settings=_settings(config, pose_curve))
     if isinstance(audio, AudioFeatures):
         features, soundtrack = audio, None
@@ -155,7 +156,7 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
 
     saver = None
     if config.save_intermediates is not None:
-        saver = IntermediateWriter(config.save_intermediates, num_frames, kp_source.value.shape[1])
+        saver = IntermediateWriter(config.save_intermediates, num_frames, kp_source.value.shape[1], image_size)
         saver.features(features)
         saver.poses(poses)
         saver.source(source, kp_source)
@@ -256,9 +257,9 @@ def _settings(config: PipelineConfig, pose_curve: PoseCurve | None) -> dict:
             "pose": "curve" if pose_curve is not None else "predicted", "watermark": config.watermark}
 
 
-def _output_size(crop_info: CropInfo | None) -> tuple[int, int]:
+def _output_size(crop_info: CropInfo | None, image_size: int) -> tuple[int, int]:
     if crop_info is None:
-        return IMAGE_SIZE, IMAGE_SIZE
+        return image_size, image_size
     return even_size(crop_info.full_image.shape[1], crop_info.full_image.shape[0])
 
 

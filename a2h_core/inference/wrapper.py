@@ -117,7 +117,8 @@ def window_inputs(audio: np.ndarray, poses: np.ndarray, window: MotionWindow,
 class Audio2HeadWrapper:
     """Runs the Audio2Head networks on a device, in a compute dtype, one pipeline stage per method.
 
-    `source` arguments are the network input from `image.prepare_source_image`: [1, 3, 256, 256] float32 in 0..1.
+    `source` arguments are the network input from `image.prepare_source_image`: [1, 3, S, S] float32 in 0..1, S the
+    model's `image_size` (256 published; another size is resized to it).
     device: where to compute (the models are moved there); None keeps the models' device. On CPU and CUDA the
     generator's weights are switched to the channels-last memory layout (same values, faster convolutions).
     dtype: compute precision; below the weights' dtype (e.g. bf16 with float32 weights) the networks run under
@@ -137,6 +138,7 @@ class Audio2HeadWrapper:
         if parameter.device != self.device:
             models.to(self.device)
         self.seq_len = models.config.motion_field.seq_len
+        self.image_size = models.config.image_size
         # The warping generator does nearly all the work; its 2-D convolutions run 10-20 % faster channels-last on
         # the CPU (oneDNN) and on CUDA. Only the weights' memory layout changes, not their values.
         self._channels_last = self.device.type in ("cpu", "cuda")
@@ -164,7 +166,12 @@ class Audio2HeadWrapper:
         if not isinstance(source, torch.Tensor) or source.shape[0] != 1 or source.dim() != 4 or source.shape[1] != 3:
             shape = tuple(source.shape) if isinstance(source, torch.Tensor) else type(source).__name__
             raise Audio2HeadError(
-                f"source must be the prepared [1, 3, 256, 256] image tensor, got {shape}: use prepare_source_image")
+                f"source must be the prepared [1, 3, S, S] image tensor, got {shape}: use prepare_source_image")
+        if source.shape[2:] != (self.image_size, self.image_size):
+            # e.g. a 256 crop from the ComfyUI nodes given to a 512 model: resized (anti-aliased when shrinking)
+            source = torch.nn.functional.interpolate(source.float(), size=(self.image_size, self.image_size),
+                                                     mode="bilinear", align_corners=False,
+                                                     antialias=source.shape[-1] > self.image_size).clamp(0, 1)
         return self._input(source)
 
     # --------------------------------------------------------------------------------------------------------- stages
@@ -183,6 +190,13 @@ class Audio2HeadWrapper:
             keypoints = self.models.kp_detector(self._source(source))
         return keypoints.to(dtype=torch.float32)
 
+    def frame_keypoints(self, frames: torch.Tensor) -> Keypoints:
+        """Keypoints and Jacobians of frames [N, 3, S, S] in 0..1 (N_D on each; evaluation's KE reference),
+        float32 on the model's device."""
+        with self._compute():
+            keypoints = self.models.kp_detector(self._input(frames))
+        return keypoints.to(dtype=torch.float32)
+
     def iter_driving_keypoints(self, source: torch.Tensor, features: AudioFeatures, poses: PoseCurve,
                                progress: Progress | None = None,
                                on_pose_boxes: Callable[[int, torch.Tensor], None] | None = None
@@ -199,7 +213,7 @@ class Audio2HeadWrapper:
         done = 0
         for window in plan_windows(num_frames, self.seq_len):
             window_audio, window_poses = window_inputs(audio, all_poses, window, self.seq_len)
-            boxes = render_pose_boxes(torch.from_numpy(window_poses), device=self._box_device)
+            boxes = render_pose_boxes(torch.from_numpy(window_poses), size=self.image_size, device=self._box_device)
             if on_pose_boxes is not None:
                 kept = boxes[window.keep_start:window.keep_end].to(torch.uint8).cpu()
                 on_pose_boxes(window.first_kept_frame, kept)

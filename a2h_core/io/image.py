@@ -245,8 +245,10 @@ def crop_padded(rgb: np.ndarray, box: CropBox) -> np.ndarray:
     return np.pad(inner, pads, mode="edge")
 
 
-def prepare_source_image(image, crop: CropBox | str | None = None) -> tuple[torch.Tensor, CropInfo | None]:
-    """Any image -> the network input [1, 3, 256, 256] float32 in 0..1, and the crop information for paste-back.
+def prepare_source_image(image, crop: CropBox | str | None = None,
+                         size: int = IMAGE_SIZE) -> tuple[torch.Tensor, CropInfo | None]:
+    """Any image -> the network input [1, 3, size, size] float32 in 0..1 (size: the model's `image_size`, 256 for
+    the published model), and the crop information for paste-back.
 
     Without a crop box the whole picture is resized to 256x256 as the original does (the aspect ratio is not kept).
     With a crop box only that rectangle is resized; paste_back later blends the animated face into the full picture.
@@ -271,7 +273,7 @@ def prepare_source_image(image, crop: CropBox | str | None = None) -> tuple[torc
         cut = crop_padded(rgb, box)
         crop_info = CropInfo(full_image=rgb, box=box)
         rgb = cut
-    return image_to_tensor(resize_uint8(np.ascontiguousarray(rgb), IMAGE_SIZE, IMAGE_SIZE)), crop_info
+    return image_to_tensor(resize_uint8(np.ascontiguousarray(rgb), size, size)), crop_info
 
 
 def even_size(width: int, height: int) -> tuple[int, int]:

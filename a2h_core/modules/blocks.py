@@ -36,18 +36,28 @@ def make_coordinate_grid(height: int, width: int, like: torch.Tensor) -> torch.T
     return grid.to(like.dtype)
 
 
+def heatmap_softmax(prediction: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Raw heatmap logits `[N, K, h, w]` -> spatial softmax at `temperature`, in at least float32 (the heatmaps m of
+    the paper's eq. 5)."""
+    n, k, h, w = prediction.shape
+    work = precise_dtype(prediction.dtype)
+    return F.softmax(prediction.to(work).reshape(n, k, h * w) / temperature, dim=2).view(n, k, h, w)
+
+
 def keypoints_from_heatmaps(prediction: torch.Tensor, jacobian_map: torch.Tensor | None,
-                            temperature: float) -> Keypoints:
+                            temperature: float, heatmap: torch.Tensor | None = None) -> Keypoints:
     """Keypoints from raw heatmap logits `[N, K, h, w]`.
 
-    The logits become a spatial softmax at `temperature`; each keypoint is the heatmap-weighted mean of the
-    coordinate grid, and its Jacobian the heatmap-weighted sum of `jacobian_map` (`[N, M*4, h, w]`, M = K maps or
-    one shared map), read row-major as [[a, b], [c, d]]. Computed and returned in at least float32: in half
-    precision the keypoints would move by up to a pixel.
+    The logits become a spatial softmax at `temperature` (`heatmap_softmax`; pass it as `heatmap` when already
+    computed); each keypoint is the heatmap-weighted mean of the coordinate grid, and its Jacobian the
+    heatmap-weighted sum of `jacobian_map` (`[N, M*4, h, w]`, M = K maps or one shared map), read row-major as
+    [[a, b], [c, d]]. Computed and returned in at least float32: in half precision the keypoints would move by up
+    to a pixel.
     """
-    work = precise_dtype(prediction.dtype)
     n, k, h, w = prediction.shape
-    heatmap = F.softmax(prediction.to(work).reshape(n, k, h * w) / temperature, dim=2).view(n, k, h, w)
+    if heatmap is None:
+        heatmap = heatmap_softmax(prediction, temperature)
+    work = heatmap.dtype
     grid = make_coordinate_grid(h, w, heatmap)
     value = (heatmap.unsqueeze(-1) * grid).sum(dim=(2, 3))
     if jacobian_map is None:

@@ -7,7 +7,8 @@ pixel z to the source as kp_src + J_src J_drv^-1 (z - kp_drv); a background "key
 source image warped by each of the K+1 motions, and the difference of driving and source keypoint Gaussians, feed
 an hourglass whose softmax mask blends the K+1 motions into one dense deformation.
 
-Batched for one source and many driving frames: `kp_source` has N=1 and is broadcast over the B driving frames.
+Batched for one source and many driving frames (inference: `kp_source` and the source image have N=1 and are
+broadcast over the B driving frames), or for B pairs of source and driving frames (training: N=B).
 Driving keypoints are absolute positions, as in the original Audio2Head.
 """
 from __future__ import annotations
@@ -61,7 +62,7 @@ class DenseMotionNetwork(nn.Module):
         return torch.cat([identity.expand(batch, 1, height, width, 2), driving_to_source], dim=1)
 
     def forward(self, source_image: torch.Tensor, kp_source: Keypoints, kp_driving: Keypoints) -> dict:
-        """source_image [1, 3, H, W], kp_source N=1, kp_driving N=B -> dict(deformation [B, h, w, 2],
+        """source_image [1 or B, 3, H, W], kp_source N=1 or B, kp_driving N=B -> dict(deformation [B, h, w, 2],
         occlusion_map [B, 1, h, w] (when estimated), mask [B, K+1, h, w]).
 
         The geometry (Gaussians, motions, warps, the blended deformation) is computed in at least float32; only the
@@ -76,8 +77,13 @@ class DenseMotionNetwork(nn.Module):
         gaussians = (keypoint_gaussians(kp_driving.value.to(work), height, width, self.kp_variance)
                      - keypoint_gaussians(kp_source.value.to(work), height, width, self.kp_variance))
         heatmaps = torch.cat([gaussians.new_zeros(batch, 1, height, width), gaussians], dim=1)  # [B, K+1, h, w]
+        if len(source) == 1:  # one source for every driving frame (inference)
+            sources = source.to(work).expand(batch * motions, channels, height, width)
+        else:  # one source per driving frame (training): each repeated for its K+1 motions
+            sources = source.to(work)[:, None].expand(batch, motions, channels, height, width).reshape(
+                batch * motions, channels, height, width)
         warped = F.grid_sample(
-            source.to(work).expand(batch * motions, channels, height, width),
+            sources,
             sparse.reshape(batch * motions, height, width, 2),
             mode="bilinear", padding_mode="zeros", align_corners=False,
         ).view(batch, motions, channels, height, width)

@@ -3,7 +3,8 @@
 """Occlusion-aware generator (FOMM): warps the source image's encoder features by the dense motion and decodes.
 
 The encoder features of the source image do not depend on the driving frame, so `encode_source` computes them once
-per video and `forward` renders B driving frames in one pass, broadcasting the single source over the batch.
+per video and `forward` renders B driving frames in one pass, broadcasting the single source over the batch; in
+training every driving frame has its own source (B sources).
 """
 from __future__ import annotations
 
@@ -60,13 +61,16 @@ class OcclusionAwareGenerator(nn.Module):
             out = block(out)
         return out
 
-    def forward(self, source_image: torch.Tensor, source_features: torch.Tensor, kp_source: Keypoints,
+    def forward(self, source_image: torch.Tensor, source_features: torch.Tensor | None, kp_source: Keypoints,
                 kp_driving: Keypoints) -> dict:
         """Render len(kp_driving) frames of one source.
 
-        source_image [1, 3, H, W], source_features from `encode_source`, kp_source N=1, kp_driving N=B ->
+        source_image [1, 3, H, W], source_features from `encode_source` (None: encoded here), kp_source N=1,
+        kp_driving N=B (or, for training, B sources with their features and keypoints, N=B) ->
         dict(prediction [B, 3, H, W] in 0..1, occlusion_map [B, 1, h, w], deformation [B, h, w, 2]).
         """
+        if source_features is None:  # training: encoded here, inside the (distributed) forward
+            source_features = self.encode_source(source_image)
         motion = self.dense_motion_network(source_image, kp_source, kp_driving)
         out = warp(source_features, motion["deformation"])
         result = {"deformation": motion["deformation"]}

@@ -1,4 +1,6 @@
-"""Typed configs of training: the loop's settings (`TrainConfig`) and the head-motion predictor's (`PoseLossConfig`).
+"""Typed configs of training: the loop's settings (`TrainConfig`), the head-motion predictor's (`PoseLossConfig`),
+the keypoint detector and generator's (`KeypointLossConfig`, FOMM's vox-256 recipe) and the motion field
+generator's two stages (`MotionLossConfig`, paper eqs. 5-7).
 
 Defaults follow the paper (Sec. 4.2): Adam, learning rate 2e-4, weight decay 2e-6, batch 64; N_H windows of 256
 frames (Sec. 3.2). Every field is an option of `python -m a2h_core train`; a run folder's `config.json` records them.
@@ -9,7 +11,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 
-from a2h_core.config import PoseDiscriminatorConfig
+from a2h_core.config import ImageDiscriminatorConfig, PerceptualConfig, PoseDiscriminatorConfig
 from a2h_core.errors import Audio2HeadError
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # --precision: autocast dtype; fp16 adds a gradient scaler
@@ -72,6 +74,64 @@ class PoseLossConfig:
                                   f"{self.window}")
         if self.ssim_weight < 0 or self.gan_weight < 0 or self.ssim_weight + self.gan_weight == 0:
             raise Audio2HeadError("the loss weights must be >= 0 and not both 0")
+
+
+@dataclass(frozen=True)
+class KeypointLossConfig:
+    """N_D + N_I training: FOMM's self-supervised reconstruction with its vox-256 loss weights."""
+
+    scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)  # image pyramid of the perceptual loss
+    perceptual_weights: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)  # per VGG-19 layer (relu1_1 .. relu5_1)
+    equivariance_value: float = 10.0  # weight of the keypoint equivariance loss
+    equivariance_jacobian: float = 10.0  # weight of the Jacobian equivariance loss (ignored without Jacobians)
+    sigma_affine: float = 0.05  # std of the random affine part of the equivariance transform
+    sigma_tps: float = 0.005  # std of the random thin-plate-spline weights
+    points_tps: int = 5  # the thin-plate spline's control points per side (5 x 5)
+    gan_weight: float = 0.0  # FOMM's generator_gan: the optional LSGAN term; 0 (vox-256) trains no discriminator
+    feature_matching: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0)  # per discriminator block, with the GAN only
+    frames_per_pair: int = 25  # a clip gives one (source, driving) pair per this many frames per epoch
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)  # VGG-19, FOMM's layers
+    discriminator: ImageDiscriminatorConfig = field(default_factory=ImageDiscriminatorConfig)  # with the GAN only
+
+    def check(self) -> None:
+        self.perceptual.check()
+        if len(self.perceptual_weights) != len(self.perceptual.layers):
+            raise Audio2HeadError(f"{len(self.perceptual_weights)} perceptual weights for "
+                                  f"{len(self.perceptual.layers)} VGG layers")
+        for scale in self.scales:
+            if not 0 < scale <= 1 or abs(round(1 / scale) * scale - 1) > 1e-9:
+                raise Audio2HeadError(f"pyramid scale {scale}: use 1 / n (1, 0.5, 0.25, ...)")
+        if min(self.equivariance_value, self.equivariance_jacobian, self.gan_weight) < 0:
+            raise Audio2HeadError("loss weights must be >= 0")
+
+
+@dataclass(frozen=True)
+class MotionLossConfig:
+    """N_M training with N_D and N_I frozen (paper Sec. 3.3): stage 1 is eq. 5, stage 2 eq. 7."""
+
+    stage: int = 1  # 1: imitate N_D's heatmaps, keypoints and Jacobians; 2: render through N_I and fine-tune
+    heatmap_weight: float = 1.0  # eq. 5's lambda_m at step 0
+    heatmap_decay_steps: int = 10_000  # lambda_m decays linearly to 0 over this many steps (0: never decays)
+    keypoint_weight: float = 10.0  # eq. 5's lambda_p
+    jacobian_weight: float = 10.0  # eq. 5's lambda_j
+    stage2_keypoint_weight: float = 100.0  # eq. 7's lambda'_p
+    reconstruction_weight: float = 10.0  # eq. 7's lambda_rec
+    equivariance_value: float = 10.0  # eq. 7's lambda_eq^P
+    equivariance_jacobian: float = 10.0  # eq. 7's lambda_eq^J
+    scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)  # eq. 6's image pyramid
+    render_frames: int = 8  # stage 2: frames of each window rendered through N_I per step (memory), at random
+    sigma_affine: float = 0.05  # equivariance transform, as for N_D (FOMM's values)
+    sigma_tps: float = 0.005  # thin-plate-spline weight std
+    points_tps: int = 5  # control points per side
+    perceptual: PerceptualConfig = field(  # eq. 6's "specific VGG-16 layer" (the paper does not say which)
+        default_factory=lambda: PerceptualConfig(arch="vgg16", layers=("relu3_3",)))
+
+    def check(self) -> None:
+        if self.stage not in (1, 2):
+            raise Audio2HeadError(f"--stage {self.stage}: use 1 or 2")
+        if self.render_frames < 1:
+            raise Audio2HeadError(f"--render-frames must be at least 1, got {self.render_frames}")
+        self.perceptual.check()
 
 
 def config_from_dict(cls, document: dict, where: str):

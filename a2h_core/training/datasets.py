@@ -21,8 +21,9 @@ import torch
 from torch.utils.data import Dataset
 
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES
+from a2h_core.errors import Audio2HeadError
 from a2h_core.modules.pose_predictor import normalize_poses
-from a2h_core.training.shards import ClipData, TrainingData, read_window
+from a2h_core.training.shards import ClipData, TrainingData, read_frames, read_window
 
 
 class ClipSource:
@@ -33,6 +34,10 @@ class ClipSource:
 
     def window(self, start: int, length: int) -> ClipData:
         """Audio frames [start, start + length), poses [start, start + length], the image at `start` (clipped)."""
+        raise NotImplementedError
+
+    def frames_range(self, start: int, count: int) -> np.ndarray:
+        """Video frames [start, start + count) as [count, S, S, 3] uint8."""
         raise NotImplementedError
 
 
@@ -46,6 +51,9 @@ class ShardClip(ClipSource):
 
     def window(self, start: int, length: int) -> ClipData:
         return read_window(self.path, start, length, self.frames)
+
+    def frames_range(self, start: int, count: int) -> np.ndarray:
+        return read_frames(self.path, start, count)
 
 
 @dataclass
@@ -66,6 +74,11 @@ class MemoryClip(ClipSource):
         image = self.frames_rgb[min(start, len(self.frames_rgb) - 1)]
         return ClipData(features=self.features[start:end], poses=self.poses[start:min(end + 1, self.frames)],
                         image=image)
+
+    def frames_range(self, start: int, count: int) -> np.ndarray:
+        if len(self.frames_rgb) < start + count:
+            raise ValueError(f"{self.name}: only {len(self.frames_rgb)} frames are held in memory")
+        return self.frames_rgb[start:start + count]
 
 
 def shard_clips(data: TrainingData, split: str, limit: int | None = None) -> list[ShardClip]:
@@ -115,3 +128,94 @@ class PoseWindows(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         start = int(rng.integers(0, free + 1)) if free > 0 else 0
         return window_sample(clip, start, self.window)
+
+
+def _image_tensor(frame: np.ndarray) -> torch.Tensor:
+    """[S, S, 3] uint8 -> [3, S, S] float32 in 0..1."""
+    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255.0
+
+
+def check_image_size(clips: list[ClipSource], image_size: int) -> None:
+    """Raise Audio2HeadError unless the clips' frames are `image_size` pixels square (the model's input)."""
+    for clip in clips[:1]:
+        side = clip.frames_range(0, 1).shape[1]
+        if side != image_size:
+            raise Audio2HeadError(f"the prepared frames are {side} px and the model's image size is {image_size}: "
+                                  f"prepare the clips again with --image-size {image_size}, or choose a model "
+                                  f"config of {side} px")
+
+
+class FramePairs(Dataset):
+    """Source and driving frames of the same clip, for N_D + N_I (FOMM's self-supervised reconstruction): each clip
+    gives max(1, frames // `frames_per_pair`) pairs per epoch, both frames drawn uniformly from the clip; positions
+    are a pure function of (seed, epoch, index). Samples: source, driving [3, S, S] float32 in 0..1, and `noise`
+    [noise_size] standard normal draws for the sample's random equivariance transform (drawn with the sample, so a
+    batch split across processes or a resumed run sees the same transforms)."""
+
+    def __init__(self, clips: list[ClipSource], seed: int = 0, min_length: int = 1, frames_per_pair: int = 25,
+                 noise_size: int = 0):
+        if not clips:
+            raise ValueError("no clips")
+        self.clips, self.seed, self.epoch, self.noise_size = clips, seed, 0, noise_size
+        items = [i for i, clip in enumerate(clips) for _ in range(max(1, clip.frames // frames_per_pair))]
+        self.items = items * -(-max(min_length, 1) // len(items))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        clip = self.clips[self.items[index]]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        source, driving = rng.integers(0, clip.frames, 2)
+        return {"source": _image_tensor(clip.frames_range(int(source), 1)[0]),
+                "driving": _image_tensor(clip.frames_range(int(driving), 1)[0]),
+                "noise": torch.from_numpy(rng.standard_normal(self.noise_size).astype(np.float32))}
+
+
+def motion_window_sample(clip: ClipSource, start: int, length: int, reference: int) -> dict[str, torch.Tensor]:
+    """One N_M training window: audio [T, 4, 41], true poses [T, 6] (physical), real frames [T, S, S, 3] uint8 of
+    frames start .. start + T - 1 (frame t is driven by audio frame t and pose t, as at inference), and the
+    reference image [3, S, S] in 0..1 (frame `reference` of the same clip)."""
+    data = clip.window(start, length)
+    return {"audio": torch.from_numpy(np.ascontiguousarray(data.features[:length], dtype=np.float32)),
+            "poses": torch.from_numpy(np.ascontiguousarray(data.poses[:length], dtype=np.float32)),
+            "frames": torch.from_numpy(np.ascontiguousarray(clip.frames_range(start, length))),
+            "reference": _image_tensor(clip.frames_range(reference, 1)[0])}
+
+
+class MotionWindows(Dataset):
+    """Windows of T frames for N_M (see `motion_window_sample`): each clip of at least T frames gives
+    max(1, frames // T) windows per epoch at random starts, with a reference frame drawn anywhere in the clip (at
+    inference one source image drives windows far from it); clips shorter than T are left out. Positions, the
+    equivariance transform's `noise` and the `order` in which stage 2 picks frames to render are a pure function of
+    (seed, epoch, index)."""
+
+    def __init__(self, clips: list[ClipSource], length: int, seed: int = 0, min_length: int = 1,
+                 noise_size: int = 0):
+        usable = [clip for clip in clips if clip.frames >= length]
+        if not usable:
+            raise Audio2HeadError(f"no clip has the {length} frames of one motion window ({len(clips)} clips, the "
+                                  f"longest {max((c.frames for c in clips), default=0)} frames): use longer clips "
+                                  "or a model config with a shorter motion_field.seq_len")
+        self.clips, self.length, self.seed, self.epoch, self.noise_size = usable, length, seed, 0, noise_size
+        self.skipped = len(clips) - len(usable)
+        items = [i for i, clip in enumerate(usable) for _ in range(max(1, clip.frames // length))]
+        self.items = items * -(-max(min_length, 1) // len(items))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        clip = self.clips[self.items[index]]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        start = int(rng.integers(0, clip.frames - self.length + 1))
+        sample = motion_window_sample(clip, start, self.length, int(rng.integers(0, clip.frames)))
+        sample["noise"] = torch.from_numpy(rng.standard_normal(self.noise_size).astype(np.float32))
+        sample["order"] = torch.from_numpy(rng.permutation(self.length))  # stage 2 renders the first frames of it
+        return sample

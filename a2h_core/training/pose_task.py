@@ -35,13 +35,9 @@ from a2h_core.training.losses import (
     ssim_loss,
 )
 from a2h_core.training.metrics import clip_metrics, summarize
-from a2h_core.training.trainer import TrainingTask, ValidationResult
+from a2h_core.training.trainer import TrainingTask, ValidationResult, safe_name, unwrap
 
 VAL_MAX_FRAMES = 1000  # validation predicts at most this many frames of a clip (40 s)
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if hasattr(module, "module") else module
 
 
 def predict_clip(predictor: HeadPosePredictor, clip: ClipSource, device: torch.device,
@@ -147,7 +143,7 @@ class PoseTask(TrainingTask):
         adversarial = torch.zeros((), device=ssim.device)
         fake = None
         if self.loss.gan_weight > 0:
-            discriminator = _unwrap(networks["discriminator"])  # held: the predictor's step must not train it
+            discriminator = unwrap(networks["discriminator"])  # held: the predictor's step must not train it
             discriminator.requires_grad_(False)
             fake = masked_for_discriminator(predicted, true, mask)
             with autocast():
@@ -168,11 +164,11 @@ class PoseTask(TrainingTask):
 
     # -------------------------------------------------------------------------------------------- validation
     def validate(self, networks, device, autocast) -> ValidationResult:
-        predictor = _unwrap(networks["predictor"])
+        predictor = unwrap(networks["predictor"])
         summary, pairs = evaluate_predictor(predictor, self.val_clips, device, autocast)
         images = {}
         for clip, (predicted, true) in list(zip(self.val_clips, pairs))[: self.plot_clips]:
-            images[_safe(clip.name)] = plot_pose_comparison(predicted, true, title=clip.name)
+            images[safe_name(clip.name)] = plot_pose_comparison(predicted, true, title=clip.name)
         metrics = {k: v for k, v in summary.items() if k != "per_dim"}
         metrics["per_dim"] = summary["per_dim"]
         return ValidationResult(metrics=metrics, score=summary["he"], images=images)
@@ -181,7 +177,7 @@ class PoseTask(TrainingTask):
     def trained_models(self, networks) -> Audio2HeadModels:
         """The complete networks: the trained N_H in the base model (--init, or freshly initialised)."""
         base = self._base
-        trained = _unwrap(networks["predictor"]).state_dict()
+        trained = unwrap(networks["predictor"]).state_dict()
         base.audio2pose.load_state_dict({k: v.detach().to("cpu") for k, v in trained.items()})
         return base
 
@@ -190,7 +186,3 @@ class PoseTask(TrainingTask):
         metadata = {**summary, "trained": "audio2pose",
                     "other_networks": f"copied from {self.init_source}" if self.init_source else "freshly initialised"}
         return save_models(models, path, metadata)
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80]

@@ -10,16 +10,25 @@ from a2h_core.errors import Audio2HeadError
 from a2h_core.io.weights import load_models
 from a2h_core.modules.models import Audio2HeadModels
 
+CONFIG_CHOICES = "published, reduced, published-512, reduced-512 (any NAME-SIZE, SIZE a multiple of 64) or FILE.json"
+
 
 def model_config(choice: str) -> ModelConfig:
-    """"published", "reduced" or a JSON file holding a (partial) ModelConfig."""
-    if choice == "published":
-        return ModelConfig.published()
-    if choice == "reduced":
-        return ModelConfig.reduced()
+    """"published", "reduced", either at another image size ("published-512", "reduced-128": `at_image_size`), or
+    a JSON file holding a (partial) ModelConfig."""
+    name, _, size = choice.partition("-")
+    named = {"published": ModelConfig.published, "reduced": ModelConfig.reduced}
+    if name in named and (not size or size.isdigit()):
+        config = named[name]()
+        if size:
+            try:
+                config = config.at_image_size(int(size))
+            except ValueError as exc:
+                raise Audio2HeadError(f"--config {choice!r}: {exc}") from None
+        return config
     path = Path(choice)
     if not path.is_file():
-        raise Audio2HeadError(f"--config {choice!r}: use published, reduced or the path of a JSON model config")
+        raise Audio2HeadError(f"--config {choice!r}: use {CONFIG_CHOICES}")
     try:
         return model_config_from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, ValueError, TypeError) as exc:
@@ -28,7 +37,8 @@ def model_config(choice: str) -> ModelConfig:
 
 def discriminator_config(config: ModelConfig) -> PoseDiscriminatorConfig:
     """The discriminator width that goes with a model config: narrow for the reduced test widths."""
-    return PoseDiscriminatorConfig.reduced() if config == ModelConfig.reduced() else PoseDiscriminatorConfig()
+    reduced = config.pose_predictor == ModelConfig.reduced().pose_predictor
+    return PoseDiscriminatorConfig.reduced() if reduced else PoseDiscriminatorConfig()
 
 
 def initial_models(init: str | None, config: ModelConfig | None) -> tuple[Audio2HeadModels | None, ModelConfig]:

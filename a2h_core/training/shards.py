@@ -124,6 +124,15 @@ def read_window(path: Path, start: int, length: int, frames: int) -> ClipData:
     return ClipData(features=np.asarray(features), poses=np.asarray(poses), image=np.asarray(image))
 
 
+def read_frames(path: Path, start: int, count: int) -> np.ndarray:
+    """Frames [start, start + count) of a shard [count, S, S, 3] uint8, read through a memory map."""
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            return np.asarray(handle.get_slice("frames")[start:start + count])
+    except (SafetensorError, OSError) as exc:
+        raise Audio2HeadError(f"cannot read the training shard {path} ({exc}): run prepare again") from exc
+
+
 def write_manifest(data: Path, records: list[ClipRecord], skipped: list[dict], settings: dict) -> Path:
     """Write manifest.json atomically."""
     document = {

@@ -91,6 +91,9 @@ class TrainingTask:
         """"batch" or "frozen": what TrainConfig.batch_norm "auto" means for this task."""
         return "batch"
 
+    def set_step(self, step: int) -> None:
+        """Told the step about to run (0-based; restored on resume), for step-dependent loss weights."""
+
 
 @dataclass
 class TrainingSummary:
@@ -105,6 +108,16 @@ class TrainingSummary:
     last_metrics: dict | None  # the last validation's metrics
     world_size: int  # processes
     is_main: bool = True  # whether this process is rank 0 (the one that reports)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain network inside a DistributedDataParallel wrapper (or the network itself)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def safe_name(name: str) -> str:
+    """A clip name as a file-name-safe plot name."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80]
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -344,6 +357,7 @@ class Trainer:
             batch = next(train_iter)
             batch = {k: v.to(ctx.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                      for k, v in batch.items()}
+            self.task.set_step(step)
             values = self.task.training_step(wrapped, batch, update, autocast)
             scaler.update()
             for sched in schedulers.values():
