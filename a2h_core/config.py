@@ -214,10 +214,12 @@ class ImageDiscriminatorConfig:
 def model_config_from_dict(document: dict) -> ModelConfig:
     """A ModelConfig from the nested dict `dataclasses.asdict` makes (e.g. a weights file's "model_config" metadata
     or a --config JSON file); missing fields keep their defaults, unknown fields raise ValueError naming them."""
-    return _dataclass_from_dict(ModelConfig, document, "model config")
+    return config_from_dict(ModelConfig, document, "model config")
 
 
-def _dataclass_from_dict(cls, document, where: str):
+def config_from_dict(cls, document, where: str):
+    """A (nested) config dataclass `cls` from a JSON dict: missing fields keep their defaults, lists become tuples
+    (JSON has no tuples), unknown fields raise ValueError naming them and `where`."""
     import dataclasses
     import typing
 
@@ -232,7 +234,8 @@ def _dataclass_from_dict(cls, document, where: str):
     for name, value in document.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            values[name] = _dataclass_from_dict(hint, value, f"{where}.{name}")
-        else:
-            values[name] = value
+            value = config_from_dict(hint, value, f"{where}.{name}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
     return cls(**values)

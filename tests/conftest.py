@@ -22,6 +22,16 @@ def no_downloads(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a whole module (`pytestmark = pytest.mark.usefixtures("one_thread")`): the training
+    checks compare runs bit for bit and measure learning with the same thread count on every machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def reduced_weights(tmp_path_factory):
     """A models/audio2head-like folder holding one file, reduced.safetensors: random reduced-width networks (as

@@ -19,13 +19,7 @@ from a2h_devkit.synthetic_clips import SAMPLE_RATE, synthetic_clip  # noqa: E402
 from nodes import comfy, model_loader  # noqa: E402
 from nodes.personalize import Audio2HeadPersonalize  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # module-wide: the learning checks run on one thread
 
 
 @pytest.fixture

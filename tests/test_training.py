@@ -9,10 +9,6 @@ reduced networks' many small operations run faster so on a shared machine, and r
 """
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +23,12 @@ from a2h_core.training.datasets import shard_clips
 from a2h_core.training.pose_task import evaluate_constant, evaluate_predictor, mean_pose
 from a2h_core.training.shards import TrainingData
 from a2h_devkit.synthetic_clips import PERSONAL_STYLE, synthetic_clip, write_clip, write_dataset
+from a2h_devkit.torchrun import run_torchrun
 
-ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--config", "reduced", "--data-workers", "0", "--threads", "1"]  # every training run in these tests
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # module-wide: the learning checks run on one thread
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +130,6 @@ def test_resume_refuses_changed_options(data, tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_processes_match_one_process(data, tmp_path):
     """torchrun with 2 CPU processes (gloo) and a global batch of 4 trains like 1 process with batch 4.
 
@@ -158,12 +143,7 @@ def test_two_processes_match_one_process(data, tmp_path):
     common = ["--data", str(data), "--init", str(init), "--data-workers", "0", "--threads", "1", "--batch-size",
               "4", "--window", "32", "--lr", "1e-3", "--steps", "3", "--log-every", "1", "--val-every", "3"]
     assert main(["train", "pose", "--out", str(tmp_path / "one"), *common]) == 0
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                             "-m", "a2h_core", "train", "pose", "--out", str(tmp_path / "two"), *common],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = run_torchrun(["train", "pose", "--out", str(tmp_path / "two"), *common])
     assert result.returncode == 0, result.stderr[-3000:]
 
     def losses(run):

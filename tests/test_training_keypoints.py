@@ -6,10 +6,6 @@ The perceptual loss uses a VGG-19 narrowed 8x with RANDOM weights (`--vgg-width-
 cannot be downloaded here, and random convolutional features still measure reconstruction. Training runs on one
 CPU thread."""
 import json
-import os
-import socket
-import subprocess
-import sys
 import urllib.error
 from pathlib import Path
 
@@ -26,17 +22,12 @@ from a2h_core.modules.perceptual import VGGFeatures
 from a2h_core.training.pretrained import load_vgg
 from a2h_core.training.tps import RandomTPS
 from a2h_devkit.synthetic_clips import small_frame_config
+from a2h_devkit.torchrun import run_torchrun
 
-ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--vgg-width-divisor", "8", "--data-workers", "0", "--threads", "1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # module-wide: the learning checks run on one thread
 
 
 def _train_records(run: Path) -> list[dict]:
@@ -88,12 +79,6 @@ def test_keypoints_resume_continues_exactly(frames_data, frames_config, tmp_path
                            Audio2HeadModels(small_frame_config()).generator.final.weight)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_keypoints_two_processes_match_one_process(frames_data, tmp_path):
     """torchrun with 2 CPU processes (gloo), global batch 4, matches 1 process with batch 4: the per-step losses to
     1e-4 relative (the random equivariance transforms are drawn with the samples, so they do not depend on the
@@ -104,12 +89,7 @@ def test_keypoints_two_processes_match_one_process(frames_data, tmp_path):
     common = ["--data", str(frames_data), "--init", str(init), *SMALL, "--batch-size", "4", "--lr", "1e-3",
               "--steps", "3", "--log-every", "1", "--val-every", "3"]
     assert main(["train", "keypoints", "--out", str(tmp_path / "one"), *common]) == 0
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                             "-m", "a2h_core", "train", "keypoints", "--out", str(tmp_path / "two"), *common],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = run_torchrun(["train", "keypoints", "--out", str(tmp_path / "two"), *common])
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = ([r["loss"] for r in _train_records(tmp_path / run)] for run in ("one", "two"))
     assert len(one) == len(two) == 3

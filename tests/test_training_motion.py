@@ -25,12 +25,7 @@ SMALL = ["--data-workers", "0", "--threads", "1", "--batch-size", "2", "--lr", "
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # module-wide: the learning checks run on one thread
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,10 @@ frames (Sec. 3.2). Every field is an option of `python -m a2h_core train`; a run
 """
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 
 from a2h_core.config import ImageDiscriminatorConfig, PerceptualConfig, PoseDiscriminatorConfig
+from a2h_core.config import config_from_dict as core_config_from_dict
 from a2h_core.errors import Audio2HeadError
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # --precision: autocast dtype; fp16 adds a gradient scaler
@@ -135,20 +134,9 @@ class MotionLossConfig:
 
 
 def config_from_dict(cls, document: dict, where: str):
-    """A (nested) config dataclass from a JSON dict; unknown fields raise Audio2HeadError naming them."""
-    if not isinstance(document, dict):
-        raise Audio2HeadError(f"{where}: expected a JSON object")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(document) - names)
-    if unknown:
-        raise Audio2HeadError(f"{where}: unknown field(s) {unknown}")
-    values = {}
-    for name, value in document.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            value = config_from_dict(hint, value, f"{where}.{name}")
-        elif isinstance(value, list):
-            value = tuple(value)
-        values[name] = value
-    return cls(**values)
+    """A (nested) config dataclass from a JSON dict (`a2h_core.config.config_from_dict`), with its refusal of unknown
+    fields or a non-object as an Audio2HeadError, the command line's one-line error."""
+    try:
+        return core_config_from_dict(cls, document, where)
+    except ValueError as exc:
+        raise Audio2HeadError(str(exc)) from None

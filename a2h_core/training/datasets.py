@@ -104,17 +104,17 @@ def window_sample(clip: ClipSource, start: int, window: int) -> dict[str, torch.
             "poses": normalize_poses(torch.from_numpy(poses)), "mask": torch.from_numpy(mask)}
 
 
-class PoseWindows(Dataset):
-    """Random windows of the clips: each clip gives max(1, frames // window) samples per epoch (the list is repeated
-    up to `min_length` samples, so a batch can be filled from few clips)."""
+class ClipSamples(Dataset):
+    """Samples drawn from clips, each a pure function of (seed, epoch, index): every clip gives
+    max(1, frames // `span`) samples per epoch, and the list is repeated up to `min_length` samples, so a batch can
+    be filled from few clips. Subclasses draw a sample from `_draw(index)`'s clip and random generator."""
 
-    def __init__(self, clips: list[ClipSource], window: int, seed: int = 0, min_length: int = 1):
+    def __init__(self, clips: list[ClipSource], span: int, seed: int = 0, min_length: int = 1):
         if not clips:
             raise ValueError("no clips")
-        self.clips, self.window, self.seed, self.epoch = clips, window, seed, 0
-        items = [i for i, clip in enumerate(clips) for _ in range(max(1, clip.frames // window))]
-        repeats = -(-max(min_length, 1) // len(items))
-        self.items = items * repeats
+        self.clips, self.seed, self.epoch = clips, seed, 0
+        items = [i for i, clip in enumerate(clips) for _ in range(max(1, clip.frames // span))]
+        self.items = items * -(-max(min_length, 1) // len(items))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -122,10 +122,20 @@ class PoseWindows(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def _draw(self, index: int) -> tuple[ClipSource, np.random.Generator]:
+        return self.clips[self.items[index]], np.random.default_rng([self.seed, self.epoch, index])
+
+
+class PoseWindows(ClipSamples):
+    """Random windows of `window` frames of the clips (see `ClipSamples` for how many)."""
+
+    def __init__(self, clips: list[ClipSource], window: int, seed: int = 0, min_length: int = 1):
+        super().__init__(clips, window, seed, min_length)
+        self.window = window
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        clip = self.clips[self.items[index]]
+        clip, rng = self._draw(index)
         free = clip.frames - 1 - self.window  # a window needs window + 1 poses
-        rng = np.random.default_rng([self.seed, self.epoch, index])
         start = int(rng.integers(0, free + 1)) if free > 0 else 0
         return window_sample(clip, start, self.window)
 
@@ -145,7 +155,7 @@ def check_image_size(clips: list[ClipSource], image_size: int) -> None:
                                   f"config of {side} px")
 
 
-class FramePairs(Dataset):
+class FramePairs(ClipSamples):
     """Source and driving frames of the same clip, for N_D + N_I (FOMM's self-supervised reconstruction): each clip
     gives max(1, frames // `frames_per_pair`) pairs per epoch, both frames drawn uniformly from the clip; positions
     are a pure function of (seed, epoch, index). Samples: source, driving [3, S, S] float32 in 0..1, and `noise`
@@ -154,21 +164,11 @@ class FramePairs(Dataset):
 
     def __init__(self, clips: list[ClipSource], seed: int = 0, min_length: int = 1, frames_per_pair: int = 25,
                  noise_size: int = 0):
-        if not clips:
-            raise ValueError("no clips")
-        self.clips, self.seed, self.epoch, self.noise_size = clips, seed, 0, noise_size
-        items = [i for i, clip in enumerate(clips) for _ in range(max(1, clip.frames // frames_per_pair))]
-        self.items = items * -(-max(min_length, 1) // len(items))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.items)
+        super().__init__(clips, frames_per_pair, seed, min_length)
+        self.noise_size = noise_size
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        clip = self.clips[self.items[index]]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        clip, rng = self._draw(index)
         source, driving = rng.integers(0, clip.frames, 2)
         return {"source": _image_tensor(clip.frames_range(int(source), 1)[0]),
                 "driving": _image_tensor(clip.frames_range(int(driving), 1)[0]),
@@ -186,7 +186,7 @@ def motion_window_sample(clip: ClipSource, start: int, length: int, reference: i
             "reference": _image_tensor(clip.frames_range(reference, 1)[0])}
 
 
-class MotionWindows(Dataset):
+class MotionWindows(ClipSamples):
     """Windows of T frames for N_M (see `motion_window_sample`): each clip of at least T frames gives
     max(1, frames // T) windows per epoch at random starts, with a reference frame drawn anywhere in the clip (at
     inference one source image drives windows far from it); clips shorter than T are left out. Positions, the
@@ -200,20 +200,12 @@ class MotionWindows(Dataset):
             raise Audio2HeadError(f"no clip has the {length} frames of one motion window ({len(clips)} clips, the "
                                   f"longest {max((c.frames for c in clips), default=0)} frames): use longer clips "
                                   "or a model config with a shorter motion_field.seq_len")
-        self.clips, self.length, self.seed, self.epoch, self.noise_size = usable, length, seed, 0, noise_size
+        super().__init__(usable, length, seed, min_length)
+        self.length, self.noise_size = length, noise_size
         self.skipped = len(clips) - len(usable)
-        items = [i for i, clip in enumerate(usable) for _ in range(max(1, clip.frames // length))]
-        self.items = items * -(-max(min_length, 1) // len(items))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        clip = self.clips[self.items[index]]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        clip, rng = self._draw(index)
         start = int(rng.integers(0, clip.frames - self.length + 1))
         sample = motion_window_sample(clip, start, self.length, int(rng.integers(0, clip.frames)))
         sample["noise"] = torch.from_numpy(rng.standard_normal(self.noise_size).astype(np.float32))
