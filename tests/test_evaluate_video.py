@@ -13,7 +13,9 @@ from a2h_core.cli import main
 from a2h_core.io.weights import save_models
 from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.training.video_metrics import (
+    feature_frechet_distance,
     frechet_distance,
+    gaussian_statistics,
     keypoint_error,
     psnr_per_frame,
     ssim_per_frame,
@@ -54,6 +56,14 @@ def test_keypoint_error_and_frechet_distance_by_hand():
         pytest.approx(4 + 4 + 9 - 2 * 6, abs=1e-9)
     diagonal = frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.ones(2), np.diag([9.0, 16.0]))
     assert diagonal == pytest.approx(2 + (1 + 9 - 6) + (4 + 16 - 16), abs=1e-9)
+    # Fewer samples than dimensions (FID on a short evaluation): the sample form equals the covariance form.
+    rng = np.random.default_rng(0)
+    generated, real = rng.normal(0.3, 1.2, (12, 96)), rng.normal(0, 1, (9, 96))
+    assert feature_frechet_distance(generated, real) == pytest.approx(
+        frechet_distance(*gaussian_statistics(generated), *gaussian_statistics(real)), rel=1e-6)
+    many = rng.normal(0, 1, (120, 8))
+    assert feature_frechet_distance(many, many[::-1] * 2) == pytest.approx(
+        frechet_distance(*gaussian_statistics(many), *gaussian_statistics(many[::-1] * 2)), rel=1e-12)
 
 
 @pytest.fixture(scope="module")
