@@ -1,9 +1,9 @@
 """LPIPS and FID through the real `lpips` and `pytorch-fid` packages (test dependencies, with torchvision).
 
 The pretrained weights cannot be downloaded here, so every check uses RANDOM weights saved in the real files'
-layouts: torchvision's AlexNet (`alexnet-owt-7be5be79.pth`, LPIPS's trunk; the linear layers are the real ones from
-the lpips wheel) and pytorch-fid's FID Inception (`pt_inception-2015-12-05-6726825d.pth`). They check the plumbing
-and the formulas, not the published numbers:
+layouts (`a2h_devkit.metric_weights`): torchvision's AlexNet (`alexnet-owt-7be5be79.pth`, LPIPS's trunk; the linear
+layers are the real ones from the lpips wheel) and pytorch-fid's FID Inception
+(`pt_inception-2015-12-05-6726825d.pth`). They check the plumbing and the formulas, not the published numbers:
 
 - LPIPS: identical frames give 0, noisier frames more, and the value matches a hand computation of the LPIPS formula
   on the same weights within 1e-5; a local file and the torch download cache give the same network.
@@ -20,6 +20,7 @@ import torch
 from a2h_core.errors import Audio2HeadError
 from a2h_core.training.metric_networks import ALEXNET_URL, FID_WEIGHTS_URL, InceptionFeatures, LpipsMetric
 from a2h_core.training.video_metrics import frechet_distance, gaussian_statistics
+from a2h_devkit.metric_weights import random_alexnet_file, random_fid_inception_state
 
 lpips = pytest.importorskip("lpips")
 torchvision = pytest.importorskip("torchvision")
@@ -42,9 +43,9 @@ def _frames(seed: int, count: int = 3, size: int = 64, noise: int = 0) -> np.nda
 
 
 @pytest.fixture(scope="module")
-def alexnet_state():
-    torch.manual_seed(0)
-    return torchvision.models.alexnet().state_dict()
+def alexnet_state(tmp_path_factory):
+    path = random_alexnet_file(tmp_path_factory.mktemp("alexnet") / ALEXNET_FILE)
+    return torch.load(path, weights_only=True)
 
 
 def _lpips_by_hand(state: dict, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -106,15 +107,7 @@ def test_lpips_offline_and_bad_file_messages(alexnet_state, tmp_path, offline_to
 
 @pytest.fixture(scope="module")
 def inception_state():
-    """Random weights in pytorch-fid's FID Inception layout (torchvision's Inception3 with 1008 classes and no
-    auxiliary head: the FID blocks only change the forward pass). He-scaled so the 2048 features are not vanishing."""
-    torch.manual_seed(0)
-    network = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
-    state = network.state_dict()
-    for key, value in state.items():
-        if key.endswith("conv.weight"):
-            value.normal_(0, (2.0 / value[0].numel()) ** 0.5)
-    return state
+    return random_fid_inception_state()
 
 
 def test_fid_features_come_from_the_package_inception(inception_state, tmp_path, offline_torch_hub):
