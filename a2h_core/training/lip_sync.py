@@ -20,7 +20,8 @@ Inputs here (documented differences from running the original scripts on a video
 - **Audio**: SyncNet's MFCC is python_speech_features' `mfcc` at its defaults on 16 kHz int16 samples; the clips'
   stored features hold exactly that MFCC (columns 0-12) of the peak-normalised signal in [-1, 1]. Scaling a signal by
   a only adds 2 ln a to c0 (the log frame energy) and leaves c1..c12 unchanged, so `syncnet_mfcc` adds
-  2 ln 32767: the MFCC SyncNet would compute from the clip's audio peak-normalised to 16-bit full scale.
+  2 ln 32767: the MFCC SyncNet would compute from the clip's audio with its mean removed and peak-normalised to
+  16-bit full scale (without rounding to integers); the recording's own level would only shift c0.
 
 The weights (`syncnet_v2.model`) cannot ship with this package; the user gives the file.
 """

@@ -17,6 +17,7 @@ it comes from, the folder to put it in). A local file that is missing or does no
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -53,6 +54,13 @@ def _offline_reason(what: str, url: str, option: str, exc: Exception) -> str:
             f"{hub_checkpoints()} (torch's download cache; TORCH_HOME moves it), or pass it with {option} FILE")
 
 
+def _lpips_model(lpips, **options):
+    """`lpips.LPIPS` with AlexNet, without the deprecation warnings torchvision raises at lpips's `pretrained=`."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*(pretrained|weight enum).*", category=UserWarning)
+        return lpips.LPIPS(net="alex", verbose=False, **options)
+
+
 class LpipsMetric:
     """LPIPS (Zhang et al. 2018, v0.1, AlexNet trunk) through `lpips.LPIPS`, or the reason it is unavailable."""
 
@@ -66,7 +74,7 @@ class LpipsMetric:
         if backbone_weights is not None:
             state = _read_state_dict(Path(backbone_weights), "--lpips-backbone-weights",
                                      f"torchvision's AlexNet ImageNet weights, {_file_name(ALEXNET_URL)}")
-            model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)  # trunk built empty, then filled
+            model = _lpips_model(lpips, pnet_rand=True)  # the trunk is built without weights, then filled
             # lpips splits torchvision's `features` into slices keeping the layer indices: slice2.3.weight is
             # features.3.weight.
             wanted = {key: "features." + key.split(".", 1)[1] for key in model.net.state_dict()}
@@ -81,7 +89,7 @@ class LpipsMetric:
                                       f"({str(exc).splitlines()[0]})") from exc
         else:
             try:
-                model = lpips.LPIPS(net="alex", verbose=False)
+                model = _lpips_model(lpips)
             except Exception as exc:  # offline: torchvision cannot fetch the AlexNet file
                 self.reason = _offline_reason("LPIPS's AlexNet weights", ALEXNET_URL, "--lpips-backbone-weights",
                                               exc)
