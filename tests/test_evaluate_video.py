@@ -106,7 +106,7 @@ def test_evaluate_video_with_every_optional_metric(frames_data, random_weights, 
     syncnet = random_syncnet_file(tmp_path / "syncnet_v2.model")
     out = tmp_path / "all.json"
     assert main(["evaluate", "video", "--weights", str(random_weights), "--data", str(frames_data), "--json", str(out),
-                 "--max-clips", "1", "--max-frames", "8", "--true-poses", "--lpips-backbone-weights", str(alexnet),
+                 "--max-clips", "1", "--max-frames", "6", "--true-poses", "--lpips-backbone-weights", str(alexnet),
                  "--inception-weights", str(inception), "--syncnet-weights", str(syncnet)]) == 0
     report = json.loads(out.read_text())
     assert report["skipped"] == {}

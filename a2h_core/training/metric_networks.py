@@ -68,8 +68,8 @@ class LpipsMetric:
         self.model, self.reason, self.device = None, None, device
         try:
             import lpips
-        except ImportError:
-            self.reason = f"the lpips package is not installed: {METRICS_INSTALL}"
+        except ImportError as exc:  # lpips itself, or the torchvision it imports
+            self.reason = f"lpips cannot be imported ({exc}): {METRICS_INSTALL}"
             return
         if backbone_weights is not None:
             state = _read_state_dict(Path(backbone_weights), "--lpips-backbone-weights",
@@ -115,8 +115,8 @@ class InceptionFeatures:
         self.model, self.reason, self.device = None, None, device
         try:
             from pytorch_fid import inception
-        except ImportError:
-            self.reason = f"the pytorch-fid package is not installed: {METRICS_INSTALL}"
+        except ImportError as exc:  # pytorch-fid itself, or the torchvision it imports
+            self.reason = f"pytorch-fid cannot be imported ({exc}): {METRICS_INSTALL}"
             return
         block = inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]
         if weights is not None:

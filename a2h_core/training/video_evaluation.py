@@ -120,8 +120,10 @@ def evaluate_video(models: Audio2HeadModels, clips: list[ClipSource], device: to
         if on_clip is not None:
             on_clip(result)
     overall = summarize_clips(per_clip, ("psnr", "ssim", "ke", "lpips"))
-    if real_features:
+    if real_features and overall["frames"] >= 2:
         overall["fid"] = feature_frechet_distance(np.concatenate(fake_features), np.concatenate(real_features))
+    elif real_features:
+        skipped["fid"] = "FID needs at least 2 frames (a covariance); it is only meaningful over thousands"
     if lip_sync is not None:
         scored = [c for c in per_clip if "lse_d" in c]
         for key in ("lse_d", "lse_c", "real_lse_d", "real_lse_c"):
