@@ -22,6 +22,20 @@ def no_downloads(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture
+def offline_torch_hub(tmp_path, monkeypatch):
+    """An empty torch download cache ($TORCH_HOME/hub/checkpoints, returned) that refuses downloads as an offline
+    machine would: the metric networks' "weights already cached" and "cannot download" paths, without the network."""
+    def refuse(url, *args, **kwargs):
+        raise OSError(f"offline test: no download of {url}")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    checkpoints = tmp_path / "torch_home" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    return checkpoints
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """torch on one thread for a whole module (`pytestmark = pytest.mark.usefixtures("one_thread")`): the training

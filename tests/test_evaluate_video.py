@@ -1,9 +1,8 @@
 """`evaluate video` and its metrics: PSNR and SSIM against scikit-image (within 1e-4), KE and the Fréchet distance
-against hand computations, LPIPS through the lpips package's interface, and the command end to end on synthetic
-clips with random reduced weights (JSON and figures written; optional metrics skipped with their reason)."""
+against hand computations, and the command end to end on synthetic clips with random reduced weights: JSON and
+figures written, optional metrics skipped with their reason, or all computed from local random weight files
+(the metric networks themselves: test_metric_networks.py and test_lip_sync.py)."""
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -13,11 +12,14 @@ from a2h_core.cli import main
 from a2h_core.io.weights import save_models
 from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.training.video_metrics import (
+    feature_frechet_distance,
     frechet_distance,
+    gaussian_statistics,
     keypoint_error,
     psnr_per_frame,
     ssim_per_frame,
 )
+from a2h_devkit.metric_weights import random_alexnet_file, random_fid_inception_file, random_syncnet_file
 from a2h_devkit.synthetic_clips import small_frame_config
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
@@ -54,6 +56,14 @@ def test_keypoint_error_and_frechet_distance_by_hand():
         pytest.approx(4 + 4 + 9 - 2 * 6, abs=1e-9)
     diagonal = frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.ones(2), np.diag([9.0, 16.0]))
     assert diagonal == pytest.approx(2 + (1 + 9 - 6) + (4 + 16 - 16), abs=1e-9)
+    # Fewer samples than dimensions (FID on a short evaluation): the sample form equals the covariance form.
+    rng = np.random.default_rng(0)
+    generated, real = rng.normal(0.3, 1.2, (12, 96)), rng.normal(0, 1, (9, 96))
+    assert feature_frechet_distance(generated, real) == pytest.approx(
+        frechet_distance(*gaussian_statistics(generated), *gaussian_statistics(real)), rel=1e-6)
+    many = rng.normal(0, 1, (120, 8))
+    assert feature_frechet_distance(many, many[::-1] * 2) == pytest.approx(
+        frechet_distance(*gaussian_statistics(many), *gaussian_statistics(many[::-1] * 2)), rel=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +74,7 @@ def random_weights(tmp_path_factory):
     return path
 
 
-def test_evaluate_video_end_to_end(frames_data, random_weights, tmp_path, capsys):
+def test_evaluate_video_end_to_end(frames_data, random_weights, tmp_path, offline_torch_hub, capsys):
     out = tmp_path / "video.json"
     assert main(["evaluate", "video", "--weights", str(random_weights), "--data", str(frames_data), "--json",
                  str(out), "--max-frames", "24", "--true-poses"]) == 0
@@ -74,7 +84,9 @@ def test_evaluate_video_end_to_end(frames_data, random_weights, tmp_path, capsys
     overall = report["overall"]
     assert overall["frames"] == 48
     assert 0 < overall["psnr"] < 100 and -1 <= overall["ssim"] <= 1 and overall["ke"] >= 0
-    assert {"lse"} <= set(report["skipped"])
+    assert set(report["skipped"]) == {"lpips", "fid", "lse"}  # offline, no weights cached, no SyncNet file
+    assert "alexnet-owt-7be5be79.pth" in report["skipped"]["lpips"] or "pip install" in report["skipped"]["lpips"]
+    assert "pt_inception" in report["skipped"]["fid"] or "pip install" in report["skipped"]["fid"]
     figures = sorted((tmp_path / "video_figures").glob("*.png"))
     assert len(figures) == 4  # per clip: a real/generated strip and a per-frame PSNR plot
     printed = capsys.readouterr().out
@@ -84,24 +96,27 @@ def test_evaluate_video_end_to_end(frames_data, random_weights, tmp_path, capsys
     assert "predicted poses" in capsys.readouterr().out
 
 
-def test_lpips_goes_through_the_lpips_package(frames_data, random_weights, tmp_path, monkeypatch):
-    """A stand-in `lpips` module records what it is given: images in [-1, 1], NCHW, generated then real."""
-    seen = []
-
-    class FakeLPIPS(torch.nn.Module):
-        def __init__(self, net="alex", verbose=True):
-            super().__init__()
-            assert net == "alex"
-
-        def forward(self, a, b):
-            seen.append((float(a.min()), float(a.max()), tuple(a.shape)))
-            return (a - b).abs().mean(dim=(1, 2, 3), keepdim=True)
-
-    monkeypatch.setitem(sys.modules, "lpips", types.SimpleNamespace(LPIPS=FakeLPIPS))
-    out = tmp_path / "lpips.json"
-    assert main(["evaluate", "video", "--weights", str(random_weights), "--data", str(frames_data), "--json",
-                 str(out), "--max-clips", "1", "--max-frames", "8", "--true-poses", "--no-fid"]) == 0
+def test_evaluate_video_with_every_optional_metric(frames_data, random_weights, tmp_path, offline_torch_hub, capsys):
+    """LPIPS, FID and lip sync from local RANDOM weight files (a2h_devkit.metric_weights) through the real packages:
+    every metric is computed, none skipped. The numbers mean nothing with random weights; the plumbing is checked."""
+    pytest.importorskip("lpips")
+    pytest.importorskip("pytorch_fid")
+    alexnet = random_alexnet_file(tmp_path / "alexnet-owt-7be5be79.pth")
+    inception = random_fid_inception_file(tmp_path / "pt_inception-2015-12-05-6726825d.pth")
+    syncnet = random_syncnet_file(tmp_path / "syncnet_v2.model")
+    out = tmp_path / "all.json"
+    assert main(["evaluate", "video", "--weights", str(random_weights), "--data", str(frames_data), "--json", str(out),
+                 "--max-clips", "1", "--max-frames", "6", "--true-poses", "--lpips-backbone-weights", str(alexnet),
+                 "--inception-weights", str(inception), "--syncnet-weights", str(syncnet)]) == 0
     report = json.loads(out.read_text())
-    assert report["overall"]["lpips"] > 0 and "lpips" not in report["skipped"]
-    low, high, shape = seen[0]
-    assert -1 <= low < 0 < high <= 1 and shape[1:] == (3, 128, 128)
+    assert report["skipped"] == {}
+    clip, overall = report["clips"][0], report["overall"]
+    assert clip["lpips"] > 0 and overall["lpips"] == pytest.approx(clip["lpips"])
+    assert np.isfinite(overall["fid"]) and overall["fid"] > 0
+    for key in ("lse_d", "lse_c", "real_lse_d", "real_lse_c"):
+        assert np.isfinite(overall[key]) and overall[key] == pytest.approx(clip[key])
+    assert isinstance(clip["av_offset"], int) and isinstance(clip["real_av_offset"], int)
+    assert "LSE_D" in capsys.readouterr().out
+    assert main(["evaluate", "video", "--weights", str(random_weights), "--data", str(frames_data), "--no-lpips",
+                 "--no-fid", "--syncnet-weights", str(tmp_path / "absent.model")]) == 2
+    assert "--syncnet-weights" in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """`python -m a2h_core evaluate pose|video`: the head-motion metrics of a weights file on prepared data, with
-baselines; and the paper's video evaluation (PSNR, SSIM, KE, LPIPS, FID) with figures."""
+baselines; and the paper's video evaluation (PSNR, SSIM, KE, LPIPS, FID, SyncNet's LSE-D/LSE-C) with figures."""
 from __future__ import annotations
 
 import argparse
@@ -33,11 +33,13 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
 
     video = networks.add_parser(
         "video", help="the paper's protocol: generate each held-out clip from its first frame and audio; PSNR, "
-                      "SSIM, KE, LPIPS, FID against the real frames",
+                      "SSIM, KE, LPIPS, FID, LSE-D/LSE-C against the real frames",
         description="For each clip of the split: generate from its first frame and its audio (predicted poses, or "
                     "the clip's true poses with --true-poses, Table 2's GT-head), compare with the real frames. "
-                    "LPIPS needs the lpips package, FID the pytorch-fid package and its Inception weights: each is "
-                    "skipped with the reason when unavailable. Lip sync (SyncNet LSE-C/LSE-D) is not implemented.")
+                    "LPIPS needs the lpips package and AlexNet's weights, FID the pytorch-fid package and its "
+                    "Inception weights (pip install -e .[metrics]; the weights download once, or come from the "
+                    "files given below), lip sync (SyncNet's LSE-D/LSE-C) the --syncnet-weights file: each is "
+                    "skipped with the reason when unavailable.")
     video.add_argument("--weights", required=True, help="weights file, folder or Hub repo id")
     video.add_argument("--data", type=Path, required=True, help="prepared data folder (frames at the model's size)")
     video.add_argument("--split", choices=("val", "train"), default="val", help="which clips (default val)")
@@ -51,11 +53,14 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                        help="folder for the PNG figures (default: beside --json as <name>_figures, else none)")
     video.add_argument("--inception-weights", type=Path, default=None,
                        help="a local pt_inception-2015-12-05-6726825d.pth for FID (default: pytorch-fid's download)")
+    video.add_argument("--lpips-backbone-weights", type=Path, default=None,
+                       help="a local alexnet-owt-7be5be79.pth (torchvision's AlexNet) for LPIPS (default: "
+                            "torchvision's download)")
     video.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     video.add_argument("--no-fid", action="store_true", help="skip FID")
     video.add_argument("--syncnet-weights", type=Path, default=None,
-                       help="SyncNet's syncnet_v2.model (joonson/syncnet_python): LSE-C/LSE-D are not implemented "
-                            "yet, so this only reports that they are skipped")
+                       help="SyncNet's syncnet_v2.model (joonson/syncnet_python's download_model.sh) for the lip-sync "
+                            "scores LSE-D/LSE-C; skipped without it")
     video.set_defaults(func=run_video)
     return parser
 
@@ -94,12 +99,16 @@ def _fmt(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
+# The overall numbers printed, in this order, where computed (real_*: SyncNet on the real frames, for reference).
+OVERALL_KEYS = ("psnr", "ssim", "ke", "lpips", "fid", "lse_d", "lse_c", "real_lse_d", "real_lse_c")
+
+
 def run_video(args: argparse.Namespace) -> int:
     from a2h_core.previews.frame_strip import frame_strip, plot_per_frame
     from a2h_core.previews.pose_plot import save_png
     from a2h_core.training.datasets import check_image_size
     from a2h_core.training.trainer import safe_name
-    from a2h_core.training.video_evaluation import SYNCNET_FILE, SYNCNET_SOURCE, evaluate_video
+    from a2h_core.training.video_evaluation import evaluate_video
 
     device = parse_device(args.device)
     data = TrainingData.open(args.data)
@@ -110,8 +119,10 @@ def run_video(args: argparse.Namespace) -> int:
     written = []
 
     def on_clip(result) -> None:
+        optional = "".join(f", {key.upper()} {result.metrics[key]:.4f}" for key in ("lpips", "lse_d", "lse_c")
+                           if key in result.metrics)
         print(f"{result.name}: PSNR {result.metrics['psnr']:.2f} dB, SSIM {result.metrics['ssim']:.4f}, "
-              f"KE {result.metrics['ke']:.4f} ({result.metrics['frames']} frames)")
+              f"KE {result.metrics['ke']:.4f}{optional} ({result.metrics['frames']} frames)")
         if figures is not None:
             figures.mkdir(parents=True, exist_ok=True)
             name = safe_name(result.name)
@@ -124,15 +135,11 @@ def run_video(args: argparse.Namespace) -> int:
     print(f"{args.split}: {len(clips)} clips; weights {args.weights}; {poses}")
     report = evaluate_video(models, clips, device, args.true_poses, args.batch_size, args.max_frames,
                             args.inception_weights, lpips_metric=not args.no_lpips, fid=not args.no_fid,
-                            on_clip=on_clip)
-    report["skipped"]["lse"] = (
-        f"SyncNet lip-sync scores (LSE-C/LSE-D) are not implemented yet (a later step: a SyncNet port); they need "
-        f"{SYNCNET_FILE} from {SYNCNET_SOURCE} (joonson/syncnet_python)"
-        + (f"; {args.syncnet_weights} was given and is not used" if args.syncnet_weights else ""))
+                            lpips_backbone_weights=args.lpips_backbone_weights,
+                            syncnet_weights=args.syncnet_weights, on_clip=on_clip)
     overall = report["overall"]
     print(f"overall ({overall['frames']} frames): " + ", ".join(
-        f"{key.upper()} {_fmt_value(overall.get(key))}" for key in ("psnr", "ssim", "ke", "lpips", "fid")
-        if key in overall))
+        f"{key.upper()} {_fmt_value(overall.get(key))}" for key in OVERALL_KEYS if key in overall))
     for metric, reason in report["skipped"].items():
         print(f"{metric.upper()} skipped: {reason}")
     report.update({"weights": str(args.weights), "split": args.split, "image_size": models.config.image_size,

@@ -1,5 +1,5 @@
-"""Pretrained networks that training and evaluation use but never train: the VGG of the perceptual losses, and the
-optional metric networks (LPIPS, FID's Inception) with their offline messages.
+"""Pretrained networks that training uses but never trains: the VGG of the perceptual losses, and torch's download
+cache that it shares with the evaluation's optional metric networks (`training.metric_networks`).
 
 **VGG.** `load_vgg` fills `modules.perceptual.VGGFeatures` with torchvision's ImageNet weights, fetched the way
 torchvision fetches them (`torch.hub.load_state_dict_from_url`, the same URL and file name, hash-checked) into the

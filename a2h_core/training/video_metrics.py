@@ -12,8 +12,11 @@ Frames are [N, H, W, 3] uint8 RGB (real and generated, same size); keypoints [N,
   over frames, keypoints and both coordinates, in normalised image units ([-1, 1] spans the image). The paper does
   not give its averaging; ours is stated here, so its numbers are not comparable to the paper's 0.0143/0.0630.
 - **LPIPS** (Zhang et al. 2018) through the `lpips` package (AlexNet, its default), when installed.
-- **FID** (Heusel et al. 2017): `frechet_distance` of Gaussians fitted to Inception-v3 pool features of all real
-  and all generated frames; the features come from `pytorch_fid` with its Inception weights, when available.
+- **FID** (Heusel et al. 2017): the Fréchet distance of Gaussians fitted to Inception-v3 pool features of all real
+  and all generated frames (`feature_frechet_distance`); the features come from `pytorch_fid` with its Inception
+  weights, when available. Our distance matches pytorch-fid's `calculate_frechet_distance` (tested) but computes
+  the matrix square root's trace by symmetric eigendecompositions, or from the samples when they are fewer than the
+  2048 dimensions.
 """
 from __future__ import annotations
 
@@ -68,28 +71,42 @@ def keypoint_error(generated: np.ndarray | torch.Tensor, real: np.ndarray | torc
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)): the Fréchet distance of two Gaussians (FID's formula)."""
-    from scipy import linalg
+    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)): the Fréchet distance of two Gaussians (FID's formula).
 
+    tr((S1 S2)^(1/2)) is the sum of the square roots of the eigenvalues of S1 S2, which are those of the symmetric
+    S1^(1/2) S2 S1^(1/2): two symmetric eigendecompositions instead of pytorch-fid's general matrix square root
+    (the same number, faster, and no imaginary round-off to discard). Eigenvalues that round-off makes slightly
+    negative count as 0."""
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    def sqrtm(matrix: np.ndarray) -> np.ndarray:
-        root = linalg.sqrtm(matrix)
-        return root[0] if isinstance(root, tuple) else root  # scipy < 1.16 may return (root, error)
-
-    covmean = sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():  # singular product: offset the diagonals, as pytorch-fid does
-        offset = np.eye(len(sigma1)) * 1e-6
-        covmean = sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    covmean = np.real(covmean)
+    values, vectors = np.linalg.eigh(sigma1)
+    root1 = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = root1 @ sigma2 @ root1
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_root)
 
 
 def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance (rows are samples) of features [N, D], as FID fits them."""
     features = np.asarray(features, np.float64)
     return features.mean(0), np.cov(features, rowvar=False)
+
+
+def feature_frechet_distance(generated: np.ndarray, real: np.ndarray) -> float:
+    """FID's Fréchet distance of Gaussians fitted to features [N, D] (rows are samples, unbiased covariances).
+
+    With fewer samples than dimensions (a short evaluation, D = 2048) the covariances have rank < N, and
+    tr((S1 S2)^(1/2)) equals the sum of the singular values of X1 X2^T / sqrt((N1 - 1)(N2 - 1)), X the centred
+    features: an N1 x N2 problem instead of a D x D one, with the same value as `frechet_distance`."""
+    generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
+    if max(len(generated), len(real)) >= generated.shape[1]:
+        return frechet_distance(*gaussian_statistics(generated), *gaussian_statistics(real))
+    centred_g, centred_r = generated - generated.mean(0), real - real.mean(0)
+    scale_g, scale_r = len(generated) - 1, len(real) - 1
+    trace_root = np.linalg.svd(centred_g @ centred_r.T, compute_uv=False).sum() / np.sqrt(scale_g * scale_r)
+    diff = generated.mean(0) - real.mean(0)
+    return float(diff @ diff + (centred_g ** 2).sum() / scale_g + (centred_r ** 2).sum() / scale_r - 2 * trace_root)
 
 
 def summarize_clips(per_clip: list[dict], keys: tuple[str, ...]) -> dict:
