@@ -49,8 +49,9 @@ def _common(parser: argparse.ArgumentParser, network: str) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     # Options default to None so that a resumed run can tell what was asked for.
     parser.add_argument("--steps", type=int, help=f"optimiser steps to reach (default {defaults.steps})")
-    parser.add_argument("--batch-size", type=int, help=f"global batch (default {defaults.batch_size})")
-    recipe = " (keypoints: FOMM's values, below)" if recipe_defaults(network) else ""
+    batch = recipe_defaults(network).get("batch_size", defaults.batch_size)
+    parser.add_argument("--batch-size", type=int, help=f"global batch (default {batch})")
+    recipe = " (keypoints: FOMM's values, below)" if network == "keypoints" else ""
     parser.add_argument("--lr", type=float, help=f"Adam learning rate (default {defaults.lr})")
     parser.add_argument("--weight-decay", type=float,
                         help=f"Adam weight decay (default {defaults.weight_decay}{recipe})")
