@@ -5,13 +5,14 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
+from a2h_core.config import IMAGE_SIZE
 from a2h_core.face import DEFAULT_FRAMING, DETECTORS, face_crop, load_face_detector
 from a2h_core.io.image import CropBox, even_size, feather_mask, paste_back, prepare_source_image
 from a2h_core.previews.face_boxes import draw_face_crop
 
 from . import comfy
 from .common import BATCH_POLICY, CATEGORY, blame, frames_to_image, single_image
-from .types import A2HCrop
+from .types import A2HCrop, A2HModel
 
 PASTE_CHUNK = 16  # frames blended at a time, so the uint8 intermediates stay small
 PREVIEW_SIDE = 1024  # longest side of the crop preview
@@ -35,7 +36,8 @@ def detector_for(choice: str):
 
 
 class Audio2HeadCrop(io.ComfyNode):
-    """Finds the face (or takes a manual box) and cuts the model's square crop, resized to 256x256."""
+    """Finds the face (or takes a manual box) and cuts the model's square crop, resized to the model's image size
+    (256x256 without a model)."""
 
     @classmethod
     def define_schema(cls):
@@ -44,7 +46,8 @@ class Audio2HeadCrop(io.ComfyNode):
             display_name="Audio2Head Crop",
             category=f"{CATEGORY}/image",
             description="Finds the face and cuts the square head-and-shoulders crop the model was trained on "
-                        "(framing calibrated on the original's demo images), resized to 256x256. Works with any "
+                        "(framing calibrated on the original's demo images), resized to 256x256 (or the optional "
+                        "model's image size). Works with any "
                         "portrait size; a crop reaching past the edge is padded. Feed 'image' to the Audio2Head "
                         "nodes and 'crop' to Audio2Head Paste Back. The preview shows the face box (green), "
                         "landmarks and the crop (orange).",
@@ -65,9 +68,13 @@ class Audio2HeadCrop(io.ComfyNode):
                 io.Int.Input("y", default=0, min=-16384, max=16384, tooltip="manual: top edge of the box, pixels."),
                 io.Int.Input("width", default=256, min=1, max=16384, tooltip="manual: box width in pixels."),
                 io.Int.Input("height", default=256, min=1, max=16384, tooltip="manual: box height in pixels."),
+                A2HModel.Input("model", optional=True,
+                               tooltip="Networks from Audio2Head Model Loader: the crop is resized to their image "
+                                       "size (512 for a 512-pixel model); without, 256x256."),
             ],
             outputs=[
-                io.Image.Output(display_name="image", tooltip="The 256x256 face crop the networks see."),
+                io.Image.Output(display_name="image", tooltip="The square face crop the networks see (256x256, or "
+                                                              "the connected model's image size)."),
                 A2HCrop.Output(display_name="crop", tooltip="The full picture and the box, for paste-back."),
                 io.Image.Output(display_name="preview", tooltip="The picture with the boxes drawn (at most 1024 px)."),
             ],
@@ -75,7 +82,7 @@ class Audio2HeadCrop(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, mode, detector, face_index, crop_scale, crop_offset, x, y, width,
-                height) -> io.NodeOutput:
+                height, model=None) -> io.NodeOutput:
         picture = single_image(image)
         if mode == "auto":
             with blame("image / detector"):
@@ -86,7 +93,8 @@ class Audio2HeadCrop(io.ComfyNode):
         else:
             box = drawn = CropBox(x, y, width, height)
         with blame("image / x, y, width, height"):
-            source, crop = prepare_source_image(picture, crop=box)
+            source, crop = prepare_source_image(picture, crop=box, size=model.models.config.image_size if model
+                                                else IMAGE_SIZE)
         preview = frames_to_image(draw_face_crop(picture, drawn, max_side=PREVIEW_SIDE)[None])
         return io.NodeOutput(source.permute(0, 2, 3, 1).contiguous(), crop, preview,
                              ui=ui.PreviewImage(preview, cls=cls))

@@ -57,7 +57,7 @@ class Audio2HeadGenerator(io.ComfyNode):
         # Both sockets have one type, so the canvas allows them swapped: one row against many says so.
         check_keypoint_pair(source_keypoints, driving_keypoints, "input 'source_keypoints'",
                             "input 'driving_keypoints'")
-        source = source_tensor(image)
+        source = source_tensor(image, model)
         with model.wrapper() as wrapper:
             frames = render_video(wrapper, source, source_keypoints, driving_keypoints, batch_size)
         return io.NodeOutput(frames, float(FPS))

@@ -28,7 +28,7 @@ class Audio2HeadKeypointDetector(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image) -> io.NodeOutput:
-        source = source_tensor(image)
+        source = source_tensor(image, model)
         with model.wrapper() as wrapper:
             keypoints = wrapper.source_keypoints(source).to(device="cpu")
         return io.NodeOutput(keypoints)
@@ -56,7 +56,7 @@ class Audio2HeadMotionField(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, features, pose) -> io.NodeOutput:
-        source = source_tensor(image)
+        source = source_tensor(image, model)
         progress = comfy.Progress(max(features.num_frames, 1))
         with blame("pose"):
             pose = pose.for_video(features.num_frames)

@@ -14,18 +14,20 @@ def model_input():
 
 
 def image_input(what: str = "Portrait to animate"):
-    return io.Image.Input("image", tooltip=f"{what}; the whole image is resized to 256x256 (use Audio2Head Crop "
-                                           f"for a face in a larger picture). {BATCH_POLICY}")
+    return io.Image.Input("image", tooltip=f"{what}; the whole image is resized to the model's image size (256x256 "
+                                           f"for the published model; use Audio2Head Crop for a face in a larger "
+                                           f"picture). {BATCH_POLICY}")
 
 
 def features_input():
     return A2HFeatures.Input("features", tooltip="Audio features from Audio2Head Audio Features.")
 
 
-def source_tensor(image):
-    """The model's 256x256 source tensor from a ComfyUI IMAGE (first of the batch)."""
+def source_tensor(image, model):
+    """The model's source tensor [1, 3, S, S] from a ComfyUI IMAGE (first of the batch), S the model's image size
+    (256 for the published model)."""
     with blame("image"):
-        source, _ = prepare_source_image(single_image(image))
+        source, _ = prepare_source_image(single_image(image), size=model.models.config.image_size)
     return source
 
 
@@ -46,7 +48,7 @@ class Audio2HeadPosePredictor(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, features) -> io.NodeOutput:
-        source = source_tensor(image)
+        source = source_tensor(image, model)
         with model.wrapper() as wrapper, blame("features"):
             curve = wrapper.predict_poses(source, features)
         return io.NodeOutput(curve, ui=pose_ui(curve))

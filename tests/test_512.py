@@ -82,3 +82,25 @@ def test_pose_box_camera_scales_with_the_image():
     poses = np.array([[0.1, -0.2, 0.05, 10.0, -5.0, 280.0], [-0.3, 0.2, 0.1, -40.0, 20.0, 330.0]])
     assert torch.allclose(project_box(poses, size=SIZE), 2 * project_box(poses, size=256), atol=1e-9)
     assert render_pose_boxes(poses, size=SIZE).shape == (2, SIZE, SIZE)
+
+
+def test_nodes_follow_a_512_model(tmp_path, monkeypatch, run_node, comfy_image, comfy_audio):
+    """The ComfyUI nodes prepare the portrait at the loaded model's image size: Crop with the model connected cuts
+    a 512x512 face, and the stage nodes render 512x512 frames (random reduced-width 512 networks)."""
+    torch.manual_seed(0)
+    save_models(Audio2HeadModels(small_frame_config(size=SIZE)), tmp_path / "random512.safetensors")
+    monkeypatch.setenv("AUDIO2HEAD_MODELS_DIR", str(tmp_path))
+    model = run_node("Audio2HeadModelLoader", weights="random512.safetensors", device="cpu", dtype="fp32")[0]
+    manual = {"mode": "manual", "detector": "auto", "face_index": 0, "crop_scale": 3.8, "crop_offset": -0.5,
+              "x": 40, "y": 20, "width": 150, "height": 150}
+    picture = comfy_image(height=181, width=240)
+    assert run_node("Audio2HeadCrop", image=picture, **manual)[0].shape == (1, 256, 256, 3)  # no model: 256
+    face = run_node("Audio2HeadCrop", image=picture, **manual, model=model)[0]
+    assert face.shape == (1, SIZE, SIZE, 3)
+    features = run_node("Audio2HeadAudioFeatures", audio=comfy_audio(seconds=0.5))[0]
+    pose = run_node("Audio2HeadPosePredictor", model=model, image=face, features=features)[0]
+    kp_source = run_node("Audio2HeadKeypointDetector", model=model, image=face)[0]
+    kp_driving = run_node("Audio2HeadMotionField", model=model, image=face, features=features, pose=pose)[0]
+    frames = run_node("Audio2HeadGenerator", model=model, image=face, source_keypoints=kp_source,
+                      driving_keypoints=kp_driving, batch_size=4)[0]
+    assert frames.shape == (features.num_frames, SIZE, SIZE, 3) and float(frames.std()) > 0

@@ -19,6 +19,8 @@ from a2h_core.errors import Audio2HeadError
 from a2h_core.io.weights import read_metadata, read_safetensors, save_models
 from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.modules.perceptual import VGGFeatures
+from a2h_core.training.augmentation import augment_frames
+from a2h_core.training.config import NO_AUGMENTATION, AugmentationConfig
 from a2h_core.training.pretrained import load_vgg
 from a2h_core.training.tps import RandomTPS
 from a2h_devkit.synthetic_clips import small_frame_config
@@ -62,9 +64,12 @@ def test_keypoints_training_lowers_reconstruction_and_equivariance(frames_data, 
 
 
 def test_keypoints_resume_continues_exactly(frames_data, frames_config, tmp_path):
-    """2 steps, stop, resume to 4 == 4 steps uninterrupted, bit for bit (weights and Adam moments)."""
-    common = ["--data", str(frames_data), "--config", str(frames_config), *SMALL, "--batch-size", "2",
-              "--lr", "1e-3", "--val-every", "2", "--checkpoint-every", "2"]
+    """2 steps, stop, resume to 4 == 4 steps uninterrupted, bit for bit (weights and Adam moments), with FOMM's
+    recipe (augmentation, multistep rate): 8 clips x 1 repeat in batches of 4 make 2 steps an epoch, so the rate
+    drops x0.1 after epoch 1, at the step the run resumes from."""
+    common = ["--data", str(frames_data), "--config", str(frames_config), *SMALL, "--batch-size", "4",
+              "--lr", "1e-3", "--val-every", "2", "--checkpoint-every", "2", "--repeats", "1", "--lr-milestones", "1",
+              "--log-every", "1"]
     assert main(["train", "keypoints", "--out", str(tmp_path / "whole"), "--steps", "4", *common]) == 0
     assert main(["train", "keypoints", "--out", str(tmp_path / "split"), "--steps", "2", *common]) == 0
     assert main(["train", "keypoints", "--out", str(tmp_path / "split"), "--steps", "4", "--resume"]) == 0
@@ -74,6 +79,11 @@ def test_keypoints_resume_continues_exactly(frames_data, frames_config, tmp_path
     states = [torch.load(tmp_path / name / "state" / "last.pt", weights_only=False) for name in ("whole", "split")]
     moments = [s["optimizers"]["generator"]["state"][0]["exp_avg"] for s in states]
     assert torch.equal(*moments)
+    for run in ("whole", "split"):
+        log = [json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+        assert log[0] == {"kind": "start", "step": 0, "batches_per_epoch": 2, "world_size": 1}
+        assert [r["lr"] for r in _train_records(tmp_path / run)] == pytest.approx([1e-3, 1e-4, 1e-4, 1e-4])
+    assert states[0]["optimizers"]["generator"]["param_groups"][0]["betas"] == (0.5, 0.999)  # FOMM's Adam
     torch.manual_seed(0)
     assert not torch.equal(whole["generator.final.weight"],
                            Audio2HeadModels(small_frame_config()).generator.final.weight)
@@ -156,3 +166,37 @@ def test_tps_jacobian_matches_finite_differences():
     affine = RandomTPS(2, sigma_affine=0.1, sigma_tps=0.0, generator=torch.Generator().manual_seed(2))
     jacobian = affine.jacobian(torch.rand(2, 4, 2) * 2 - 1)
     assert torch.allclose(jacobian, affine.theta[:, None, :, :2].expand_as(jacobian), atol=1e-6)
+
+
+def test_augmentation_is_one_draw_for_both_frames():
+    """FOMM's pair augmentation: the same flip and colour jitter on source and driving (identical frames stay
+    identical), a time flip swaps them, a horizontal flip only when time is not flipped (probabilities 1/2 and 1/4),
+    and all off leaves the frames as they are."""
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    other = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    jitter = AugmentationConfig(horizontal_flip=True, time_flip=False)
+    changed = 0
+    for seed in range(20):
+        a, b = augment_frames([image, image.copy()], jitter, np.random.default_rng(seed))
+        assert np.array_equal(a, b) and a.shape == image.shape and a.dtype == np.uint8
+        changed += not (np.array_equal(a, image) or np.array_equal(a, image[:, ::-1]))
+    assert changed >= 18  # colour jitter moved the pixels
+    flips = AugmentationConfig(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)
+    seen = {"time": 0, "mirror": 0, "none": 0}
+    for seed in range(400):
+        a, b = augment_frames([image, other], flips, np.random.default_rng(seed))
+        if np.array_equal(a, other) and np.array_equal(b, image):
+            seen["time"] += 1
+        elif np.array_equal(a, image[:, ::-1]) and np.array_equal(b, other[:, ::-1]):
+            seen["mirror"] += 1
+        else:
+            assert np.array_equal(a, image) and np.array_equal(b, other)
+            seen["none"] += 1
+    assert 160 <= seen["time"] <= 240 and 60 <= seen["mirror"] <= 140 and 60 <= seen["none"] <= 140, seen
+    a, b = augment_frames([image, other], NO_AUGMENTATION, np.random.default_rng(0))
+    assert np.array_equal(a, image) and np.array_equal(b, other)
+    hue_only = AugmentationConfig(False, False, 0.0, 0.0, 0.0, 0.1)
+    red = np.zeros((4, 4, 3), dtype=np.uint8)
+    red[..., 0] = 255
+    turned, _ = augment_frames([red, red], hue_only, np.random.default_rng(3))
+    assert turned[0, 0, 0] == 255 and turned[0, 0, 1] + turned[0, 0, 2] > 0  # pure red rotated towards green/blue

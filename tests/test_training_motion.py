@@ -13,13 +13,16 @@ import torch
 
 from a2h_core.cli import main
 from a2h_core.config import PerceptualConfig
-from a2h_core.io.weights import load_models, read_metadata
+from a2h_core.io.weights import load_models, read_metadata, read_safetensors, save_models
+from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.modules.motion_field import MotionFieldGenerator
 from a2h_core.training.config import MotionLossConfig
 from a2h_core.training.datasets import motion_window_sample, shard_clips
 from a2h_core.training.motion_task import MotionTask, window_inputs
 from a2h_core.training.shards import TrainingData
 from a2h_core.training.video_metrics import keypoint_error
+from a2h_devkit.synthetic_clips import small_frame_config
+from a2h_devkit.torchrun import run_torchrun
 
 SMALL = ["--data-workers", "0", "--threads", "1", "--batch-size", "2", "--lr", "1e-3"]
 CPU = torch.device("cpu")
@@ -52,70 +55,144 @@ def _ke(task: MotionTask, motion) -> float:
 
 
 def test_stage1_lowers_keypoint_error_on_held_out_windows(frames_data, teacher, stage1, capsys):
-    """KE against the frozen N_D on the first window of each held-out clip: at most 0.7 of the untrained N_M's
-    (the same seeded initialisation) after 60 steps."""
-    val = shard_clips(TrainingData.open(frames_data), "val")
+    """KE against the frozen N_D on the first window of each held-out clip: at most 0.5 of the untrained N_M's
+    (the same seeded initialisation) after 60 steps (0.30 measured).
+
+    Two baselines are printed, not asserted. The training frames' mean keypoints for every frame (no input used)
+    and N_D's keypoints of the window's first frame held still. The second is N_D itself, exact at frame 0: on
+    these clips N_D's keypoints move little within a 16-frame window (KE about 0.02, 1-2 pixels at 128 px) while
+    they differ by 0.05-0.10 between clips, so beating it needs N_M to reproduce N_D's absolute localisation from
+    scratch, which takes far more than a test's minute of CPU (about 0.12 after 90 steps in a longer run)."""
+    data = TrainingData.open(frames_data)
+    val = shard_clips(data, "val")
     init = load_models(teacher)
     task = MotionTask(init.config, MotionLossConfig(), [], val, init=init)
     torch.manual_seed(0)  # the trainer's seed: the N_M stage 1 started from
     untrained = _ke(task, MotionFieldGenerator(init.config).eval())
     trained = _ke(task, load_models(stage1 / "best.safetensors").audio2kp)
-    static = []  # reference: N_D's keypoints of the window's first frame, held still
+    with torch.no_grad():
+        mean_kp = torch.cat([init.kp_detector(torch.from_numpy(clip.frames_range(0, clip.frames)).permute(0, 3, 1, 2)
+                                              .float() / 255.0).value for clip in shard_clips(data, "train")]).mean(0)
+    held, average = [], []
     for clip in val:
         _, _, reference, real = window_inputs({k: v[None] for k, v in motion_window_sample(clip, 0, 16, 0).items()},
                                               128)
         with torch.no_grad():
             target, still = init.kp_detector(real), init.kp_detector(reference)
-        static.append(keypoint_error(still.value.expand_as(target.value), target.value))
+        held.append(keypoint_error(still.value.expand_as(target.value), target.value))
+        average.append(keypoint_error(mean_kp.expand_as(target.value), target.value))
     with capsys.disabled():
         print(f"\nN_M stage 1, held-out KE: untrained {untrained:.4f}, trained {trained:.4f} "
-              f"({trained / untrained:.2f}x); N_D's first-frame keypoints held still {np.mean(static):.4f}")
-    assert trained <= 0.7 * untrained
+              f"({trained / untrained:.2f}x); baselines: training mean keypoints {np.mean(average):.4f}, N_D's "
+              f"first-frame keypoints held still {np.mean(held):.4f}")
+    assert trained <= 0.5 * untrained
     records = [json.loads(line) for line in (stage1 / "log.jsonl").read_text().splitlines()]
     weights = [r["lambda_m"] for r in records if r["kind"] == "train"]
     assert weights[0] > 0.5 and weights[-1] == 0.0  # lambda_m decayed to 0 over 30 steps
 
 
-def test_stage2_runs_lowers_reconstruction_and_keeps_teacher_frozen(frames_data, teacher, stage1, tmp_path,
-                                                                    capsys):
-    """`train motion --stage 2` from stage 1's weights runs and writes N_M with N_D, N_I (and N_H) unchanged; and
-    its step lowers eq. 6's multi-scale reconstruction loss: 6 steps on one fixed batch of training windows lower
-    it by at least 1 % (1.5 % measured). The drop is small: an N_I trained 100 steps mostly redraws the source, so
-    its output depends little on the keypoints; the held-out window's numbers after the run are printed, not
-    asserted."""
+def test_stage2_lowers_reconstruction_on_held_out_windows(frames_data, teacher, stage1, tmp_path, capsys):
+    """`train motion --stage 2`, 20 steps from stage 1's weights, writes N_M with N_D, N_I (and N_H) unchanged and
+    lowers eq. 6's multi-scale reconstruction loss on the held-out windows (validation's measure: the first window
+    of each held-out clip, frame 0 as the reference, 8 frames rendered by the frozen N_I) by at least 0.5 % (1.1 %
+    measured), with KE lower too. The drop is small: an N_I trained 100 steps mostly redraws the source, so its
+    output depends little on the keypoints."""
     init = str(stage1 / "best.safetensors")
     run = tmp_path / "stage2"
     assert main(["train", "motion", "--stage", "2", "--init", init, "--data", str(frames_data), "--out", str(run),
-                 *SMALL, "--steps", "4", "--vgg-width-divisor", "8", "--render-frames", "2", "--log-every", "2",
-                 "--val-every", "4"]) == 0
+                 *SMALL, "--steps", "20", "--vgg-width-divisor", "8", "--render-frames", "2", "--log-every", "5",
+                 "--val-every", "20", "--checkpoint-every", "20"]) == 0
     assert read_metadata(run / "last.safetensors")["trained"] == "audio2kp (stage 2)"
     start, end = load_models(teacher).state_dict(), load_models(run / "last.safetensors").state_dict()
     for key in start:
         if not key.startswith("audio2kp."):
             assert torch.equal(start[key], end[key]), key
 
-    data = TrainingData.open(frames_data)
     models = load_models(init)
     perceptual = PerceptualConfig(arch="vgg16", layers=("relu3_3",), width_divisor=8)
-    task = MotionTask(models.config, MotionLossConfig(stage=2, perceptual=perceptual, render_frames=4),
-                      shard_clips(data, "train"), shard_clips(data, "val"), init=models)
-    torch.manual_seed(0)
-    networks = task.networks()
-    networks["motion"].train()
-    windows = task.train_dataset(seed=0, min_length=2)
-    batch = {key: torch.stack([windows[i][key] for i in range(2)]) for key in windows[0]}
-    optimizer = torch.optim.Adam(networks["motion"].parameters(), lr=1e-3)
-
-    def update(name, loss):
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    values = [task.training_step(networks, batch, update, contextlib.nullcontext)["reconstruction"]
-              for _ in range(6)]
-    first, last = values[0], values[-1]
-    held_out = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()][-1]["metrics"]
+    task = MotionTask(models.config, MotionLossConfig(stage=2, perceptual=perceptual), [],
+                      shard_clips(TrainingData.open(frames_data), "val"), init=models)
+    before, after = (task.validate({"motion": motion}, CPU, contextlib.nullcontext).metrics
+                     for motion in (models.audio2kp, load_models(run / "last.safetensors").audio2kp))
     with capsys.disabled():
-        print(f"\nN_M stage 2: reconstruction (eq. 6) on a fixed batch {first:.4f} -> {last:.4f}; held-out window "
-              f"after the 4-step run: perceptual {held_out['perceptual']:.4f}, KE {held_out['ke']:.4f}")
-    assert last < 0.99 * first, values
+        print(f"\nN_M stage 2, held-out windows: reconstruction (eq. 6) {before['perceptual']:.4f} -> "
+              f"{after['perceptual']:.4f} ({after['perceptual'] / before['perceptual']:.3f}x), KE {before['ke']:.4f} "
+              f"-> {after['ke']:.4f}, PSNR {before['psnr']:.2f} -> {after['psnr']:.2f} dB")
+    assert after["perceptual"] <= 0.995 * before["perceptual"]
+    assert after["ke"] < before["ke"]
+
+
+@pytest.fixture(scope="module")
+def random_init(tmp_path_factory) -> str:
+    """Random reduced-width networks as --init: enough for the resume and multi-process checks, which compare runs
+    with each other, not learning."""
+    path = tmp_path_factory.mktemp("motion_init") / "init.safetensors"
+    torch.manual_seed(5)
+    save_models(Audio2HeadModels(small_frame_config()), path)
+    return str(path)
+
+
+def _stage_options(stage: int) -> list[str]:
+    return ["--stage", str(stage), *SMALL, *(["--vgg-width-divisor", "8", "--render-frames", "2"] if stage == 2 else
+                                             ["--heatmap-decay-steps", "3"])]
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_motion_resume_continues_exactly(frames_data, random_init, tmp_path, stage):
+    """2 steps, stop, resume to 4 == 4 steps uninterrupted, bit for bit (N_M's weights, Adam's moments, and stage
+    1's decaying heatmap weight, which follows the restored step)."""
+    common = ["--data", str(frames_data), "--init", random_init, *_stage_options(stage), "--log-every", "1",
+              "--val-every", "2", "--checkpoint-every", "2"]
+    assert main(["train", "motion", "--out", str(tmp_path / "whole"), "--steps", "4", *common]) == 0
+    assert main(["train", "motion", "--out", str(tmp_path / "split"), "--steps", "2", *common]) == 0
+    assert main(["train", "motion", "--out", str(tmp_path / "split"), "--steps", "4", "--resume"]) == 0
+    whole, _ = read_safetensors(tmp_path / "whole" / "last.safetensors")
+    split, _ = read_safetensors(tmp_path / "split" / "last.safetensors")
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+    initial, _ = read_safetensors(random_init)
+    assert not torch.equal(whole["audio2kp.kp.weight"], initial["audio2kp.kp.weight"])
+    states = [torch.load(tmp_path / name / "state" / "last.pt", weights_only=False) for name in ("whole", "split")]
+    assert torch.equal(*(s["optimizers"]["motion"]["state"][0]["exp_avg"] for s in states))
+    logs = [[r for r in map(json.loads, (tmp_path / name / "log.jsonl").read_text().splitlines())
+             if r["kind"] == "train"] for name in ("whole", "split")]
+    assert [r["loss"] for r in logs[0]] == [r["loss"] for r in logs[1]]
+    if stage == 1:
+        assert [r["lambda_m"] for r in logs[1]] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_motion_two_processes_match_one_process(frames_data, random_init, tmp_path, stage):
+    """torchrun with 2 CPU processes (gloo), global batch 2, matches 1 process with batch 2 (windows, equivariance
+    transforms and stage 2's rendered frames are drawn with the samples). Batch norm is frozen: there is no
+    SyncBatchNorm on the CPU.
+
+    Stage 2: every step's loss to 1e-4 relative and at least 95 % of N_M's weights to 1e-5 (see
+    tests/test_training.py on why not all). Stage 1 starts from a fresh N_M, whose frozen batch norm (mean 0,
+    variance 1) leaves the 0..255 pose boxes unnormalised: activations are huge, the heatmap softmax saturates and
+    many gradients are float rounding noise, which a different summation order changes (measured: 0.1-0.5 % apart
+    from step 2 on, 87 % of the weights within 1e-5 after 3 steps at lr 1e-4). So stage 1 checks the first step's
+    loss to 1e-5 relative (the same samples, averaged the same way), the second's to 1 % and 80 % of the weights."""
+    options = _stage_options(stage) + (["--lr", "1e-4"] if stage == 1 else [])
+    common = ["--data", str(frames_data), "--init", random_init, *options, "--batch-norm", "frozen",
+              "--steps", "3" if stage == 2 else "2", "--log-every", "1", "--val-every", "3"]
+    assert main(["train", "motion", "--out", str(tmp_path / "one"), *common]) == 0
+    result = run_torchrun(["train", "motion", "--out", str(tmp_path / "two"), *common])
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = ([r["loss"] for r in map(json.loads, (tmp_path / run / "log.jsonl").read_text().splitlines())
+                 if r["kind"] == "train"] for run in ("one", "two"))
+    if stage == 2:
+        assert len(one) == len(two) == 3
+        np.testing.assert_allclose(two, one, rtol=1e-4)
+    else:
+        assert len(one) == len(two) == 2
+        np.testing.assert_allclose(two[0], one[0], rtol=1e-5)
+        np.testing.assert_allclose(two[1], one[1], rtol=1e-2)
+    a, _ = read_safetensors(tmp_path / "one" / "last.safetensors")
+    b, metadata = read_safetensors(tmp_path / "two" / "last.safetensors")
+    assert json.loads(metadata["training"])["world_size"] == 2
+    trained = [k for k in a if k.startswith("audio2kp.") and a[k].is_floating_point()]
+    difference = torch.cat([(a[k] - b[k]).abs().flatten() for k in trained])
+    assert float((difference <= 1e-5).float().mean()) >= (0.95 if stage == 2 else 0.8)
+    initial, _ = read_safetensors(random_init)
+    moved = torch.cat([(a[k] - initial[k]).abs().flatten() for k in trained])
+    assert float((moved > 1e-5).float().mean()) > 0.5

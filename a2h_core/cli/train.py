@@ -16,12 +16,14 @@ from a2h_core.errors import Audio2HeadError
 from a2h_core.training.config import (
     BATCH_NORM_MODES,
     LR_SCHEDULES,
+    NO_AUGMENTATION,
     PRECISIONS,
     KeypointLossConfig,
     MotionLossConfig,
     PoseLossConfig,
     TrainConfig,
     config_from_dict,
+    recipe_defaults,
 )
 from a2h_core.training.datasets import shard_clips
 from a2h_core.training.setup import CONFIG_CHOICES, discriminator_config, initial_models, model_config
@@ -33,7 +35,7 @@ RESUMABLE_CHANGES = {"steps", "val_every", "log_every", "checkpoint_every", "dat
 _LOSS_CONFIGS = {"pose": PoseLossConfig, "keypoints": KeypointLossConfig, "motion": MotionLossConfig}
 _LOSS_OPTIONS = {  # command-line options that go into each network's loss config
     "pose": {"window", "ssim_weight", "gan_weight"},
-    "keypoints": {"gan_weight", "equivariance_value", "equivariance_jacobian"},
+    "keypoints": {"gan_weight", "equivariance_value", "equivariance_jacobian", "repeats", "augmentation"},
     "motion": {"stage", "heatmap_decay_steps", "render_frames", "stage2_keypoint_weight", "reconstruction_weight"},
 }
 
@@ -47,10 +49,22 @@ def _common(parser: argparse.ArgumentParser, network: str) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     # Options default to None so that a resumed run can tell what was asked for.
     parser.add_argument("--steps", type=int, help=f"optimiser steps to reach (default {defaults.steps})")
-    parser.add_argument("--batch-size", type=int, help=f"global batch (default {defaults.batch_size})")
+    batch = recipe_defaults(network).get("batch_size", defaults.batch_size)
+    parser.add_argument("--batch-size", type=int, help=f"global batch (default {batch})")
+    recipe = " (keypoints: FOMM's values, below)" if network == "keypoints" else ""
     parser.add_argument("--lr", type=float, help=f"Adam learning rate (default {defaults.lr})")
-    parser.add_argument("--weight-decay", type=float, help=f"Adam weight decay (default {defaults.weight_decay})")
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="constant (default) or cosine")
+    parser.add_argument("--weight-decay", type=float,
+                        help=f"Adam weight decay (default {defaults.weight_decay}{recipe})")
+    parser.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"),
+                        help=f"Adam betas (default {' '.join(map(str, defaults.betas))}{recipe})")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                        help=f"constant (default{recipe}), cosine to 0 at --steps, or multistep: x --lr-gamma after "
+                             "each of --lr-milestones epochs")
+    parser.add_argument("--lr-milestones", type=float, nargs="+", metavar="EPOCH",
+                        help="multistep: epochs after which the rate drops (default 60 90, FOMM's of 100 epochs; "
+                             "log.jsonl's first line gives the steps per epoch)")
+    parser.add_argument("--lr-gamma", type=float, help=f"multistep: the factor at each milestone (default "
+                                                       f"{defaults.lr_gamma})")
     parser.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16 or fp16 (with a grad scaler)")
     parser.add_argument("--batch-norm", choices=BATCH_NORM_MODES,
                         help="auto (default: frozen with --init, else batch), batch or frozen")
@@ -100,6 +114,13 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                            help="FOMM's optional generator GAN weight with feature matching (default 0: off)")
     keypoints.add_argument("--equivariance-value", type=float, help="keypoint equivariance weight (default 10)")
     keypoints.add_argument("--equivariance-jacobian", type=float, help="Jacobian equivariance weight (default 10)")
+    keypoints.add_argument("--repeats", type=int, help="pairs drawn from each clip per epoch (default 75, FOMM's "
+                                                       "num_repeats)")
+    keypoints.add_argument("--no-augmentation", dest="augmentation", action="store_const", const=NO_AUGMENTATION,
+                           help="no flips and no colour jitter (default: FOMM's vox-256 augmentation)")
+    keypoints.epilog = ("FOMM's vox-256 recipe is the default: Adam betas 0.5 0.999 without weight decay, the rate "
+                        "x0.1 after epochs 60 and 90 of 100 (--steps = 100 x the steps per epoch in log.jsonl), "
+                        "horizontal and time flips and colour jitter of 0.1")
 
     motion = networks.add_parser(
         "motion", help="the motion field generator N_M with N_D and N_I frozen (stage 1: eq. 5; stage 2: eq. 7)")
@@ -127,6 +148,13 @@ def _asked(args: argparse.Namespace, names) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
+def _plain(value):
+    """An option's value as config.json holds it (lists for tuples, dicts for configs)."""
+    if dataclasses.is_dataclass(value):
+        return json.loads(json.dumps(dataclasses.asdict(value)))
+    return list(value) if isinstance(value, tuple) else value
+
+
 def _perceptual_override(args, loss_cls, asked: dict) -> dict:
     divisor = getattr(args, "vgg_width_divisor", None)
     if divisor:
@@ -150,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         if saved.get("task", "pose") != network:
             raise Audio2HeadError(f"--resume: {args.out} holds a {saved.get('task')!r} run, not {network!r}")
         changed = {k: v for k, v in {**train_asked, **loss_asked}.items()
-                   if k not in RESUMABLE_CHANGES and v != saved["train"].get(k, saved["loss"].get(k))}
+                   if k not in RESUMABLE_CHANGES and _plain(v) != saved["train"].get(k, saved["loss"].get(k))}
         if args.config is not None and args.config != saved["model_choice"]:
             changed["config"] = args.config
         if args.init is not None and args.init != saved["init"]:
@@ -167,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         init, config = initial_models(init_source, model_config_from_dict(saved["model_config"]))
         vgg_weights = vgg_weights or saved.get("vgg_weights")
     else:
-        train = TrainConfig(**train_asked)
+        train = TrainConfig(**{**recipe_defaults(network), **train_asked})
         choice, init_source = args.config or ("from --init" if args.init else "published"), args.init
         init, config = initial_models(args.init, model_config(args.config) if args.config else None)
         if network == "pose":

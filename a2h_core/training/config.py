@@ -3,7 +3,8 @@ the keypoint detector and generator's (`KeypointLossConfig`, FOMM's vox-256 reci
 generator's two stages (`MotionLossConfig`, paper eqs. 5-7).
 
 Defaults follow the paper (Sec. 4.2): Adam, learning rate 2e-4, weight decay 2e-6, batch 64; N_H windows of 256
-frames (Sec. 3.2). Every field is an option of `python -m a2h_core train`; a run folder's `config.json` records them.
+frames (Sec. 3.2). N_D + N_I follow FOMM's vox-256 recipe instead, as the paper says it does (`recipe_defaults`).
+Every field is an option of `python -m a2h_core train`; a run folder's `config.json` records them.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from a2h_core.config import config_from_dict as core_config_from_dict
 from a2h_core.errors import Audio2HeadError
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # --precision: autocast dtype; fp16 adds a gradient scaler
-LR_SCHEDULES = ("constant", "cosine")  # --lr-schedule
+LR_SCHEDULES = ("constant", "cosine", "multistep")  # --lr-schedule
 BATCH_NORM_MODES = ("auto", "batch", "frozen")  # see TrainConfig.batch_norm
 
 
@@ -27,7 +28,12 @@ class TrainConfig:
     lr: float = 2e-4  # Adam learning rate (paper)
     weight_decay: float = 2e-6  # Adam weight decay (paper)
     betas: tuple[float, float] = (0.9, 0.999)  # Adam betas (the paper gives none: PyTorch's defaults)
-    lr_schedule: str = "constant"  # "constant", or "cosine" decay to 0 at `steps`
+    lr_schedule: str = "constant"  # "constant"; "cosine" decay to 0 at `steps`; "multistep": times `lr_gamma` at
+    #                                each of `lr_milestones` (FOMM's MultiStepLR)
+    lr_milestones: tuple[float, ...] = (60.0, 90.0)  # "multistep": epochs after which the rate is multiplied by
+    #                                                  `lr_gamma` (FOMM's epoch_milestones; an epoch is one pass over
+    #                                                  the training samples, logged as batches_per_epoch)
+    lr_gamma: float = 0.1  # "multistep": the factor at each milestone (FOMM's)
     precision: str = "fp32"  # "fp32", "bf16" or "fp16" (autocast; fp16 with a gradient scaler)
     grad_clip: float = 0.0  # clip each optimiser's gradient norm to this; 0: off
     seed: int = 0  # seeds initialisation, the data order and the window positions
@@ -54,6 +60,23 @@ class TrainConfig:
                 raise Audio2HeadError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise Audio2HeadError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.lr_gamma <= 1 or any(m <= 0 for m in self.lr_milestones):
+            raise Audio2HeadError("--lr-gamma must be in (0, 1] and --lr-milestones positive epochs, got "
+                                  f"{self.lr_gamma} and {list(self.lr_milestones)}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise Audio2HeadError(f"--betas takes two numbers in [0, 1), got {list(self.betas)}")
+
+
+def recipe_defaults(network: str) -> dict:
+    """TrainConfig values that differ from the defaults for one network: N_D + N_I follow FOMM's vox-256 recipe (Adam
+    betas (0.5, 0.999) without weight decay; the rate x0.1 after epochs 60 and 90 of 100) with the paper's batch of
+    28 for them; N_M trains in batches of 4 (paper Sec. 4.2)."""
+    if network == "keypoints":
+        return {"batch_size": 28, "betas": (0.5, 0.999), "weight_decay": 0.0,
+                "lr_schedule": "multistep"}  # milestones: the defaults
+    if network == "motion":
+        return {"batch_size": 4}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -76,6 +99,34 @@ class PoseLossConfig:
 
 
 @dataclass(frozen=True)
+class AugmentationConfig:
+    """Frame augmentation of N_D + N_I's pairs (FOMM's vox-256 `augmentation_params`), the same draw for the source
+    and the driving frame: a time flip (source and driving swapped), else a horizontal flip, each with probability
+    1/2 (FOMM's RandomFlip skips the horizontal flip when it flips time); then colour jitter with factors uniform in
+    [1 - x, 1 + x] (hue: a shift uniform in +-hue of the full circle), applied in a random order."""
+
+    horizontal_flip: bool = True  # mirror both frames left-right
+    time_flip: bool = True  # swap source and driving
+    brightness: float = 0.1  # jitter of brightness (0: off)
+    contrast: float = 0.1  # jitter of contrast (0: off)
+    saturation: float = 0.1  # jitter of saturation (0: off)
+    hue: float = 0.1  # jitter of hue, a fraction of the colour circle, at most 0.5 (0: off)
+
+    def check(self) -> None:
+        if min(self.brightness, self.contrast, self.saturation, self.hue) < 0 or self.hue > 0.5:
+            raise Audio2HeadError("augmentation jitter amounts must be >= 0 (hue at most 0.5)")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any augmentation is on."""
+        return (self.horizontal_flip or self.time_flip
+                or max(self.brightness, self.contrast, self.saturation, self.hue) > 0)
+
+
+NO_AUGMENTATION = AugmentationConfig(False, False, 0.0, 0.0, 0.0, 0.0)  # --no-augmentation
+
+
+@dataclass(frozen=True)
 class KeypointLossConfig:
     """N_D + N_I training: FOMM's self-supervised reconstruction with its vox-256 loss weights."""
 
@@ -88,12 +139,16 @@ class KeypointLossConfig:
     points_tps: int = 5  # the thin-plate spline's control points per side (5 x 5)
     gan_weight: float = 0.0  # FOMM's generator_gan: the optional LSGAN term; 0 (vox-256) trains no discriminator
     feature_matching: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0)  # per discriminator block, with the GAN only
-    frames_per_pair: int = 25  # a clip gives one (source, driving) pair per this many frames per epoch
+    repeats: int = 75  # (source, driving) pairs drawn from each clip per epoch (FOMM's num_repeats)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)  # FOMM's vox-256 augmentation
     perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)  # VGG-19, FOMM's layers
     discriminator: ImageDiscriminatorConfig = field(default_factory=ImageDiscriminatorConfig)  # with the GAN only
 
     def check(self) -> None:
         self.perceptual.check()
+        self.augmentation.check()
+        if self.repeats < 1:
+            raise Audio2HeadError(f"--repeats must be at least 1, got {self.repeats}")
         if len(self.perceptual_weights) != len(self.perceptual.layers):
             raise Audio2HeadError(f"{len(self.perceptual_weights)} perceptual weights for "
                                   f"{len(self.perceptual.layers)} VGG layers")

@@ -23,6 +23,8 @@ from torch.utils.data import Dataset
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES
 from a2h_core.errors import Audio2HeadError
 from a2h_core.modules.pose_predictor import normalize_poses
+from a2h_core.training.augmentation import augment_frames
+from a2h_core.training.config import AugmentationConfig
 from a2h_core.training.shards import ClipData, TrainingData, read_frames, read_window
 
 
@@ -106,14 +108,17 @@ def window_sample(clip: ClipSource, start: int, window: int) -> dict[str, torch.
 
 class ClipSamples(Dataset):
     """Samples drawn from clips, each a pure function of (seed, epoch, index): every clip gives
-    max(1, frames // `span`) samples per epoch, and the list is repeated up to `min_length` samples, so a batch can
-    be filled from few clips. Subclasses draw a sample from `_draw(index)`'s clip and random generator."""
+    max(1, frames // `span`) (or `per_clip`) samples per epoch, and the list is repeated up to `min_length` samples,
+    so a batch can be filled from few clips. Subclasses draw a sample from `_draw(index)`'s clip and random
+    generator."""
 
-    def __init__(self, clips: list[ClipSource], span: int, seed: int = 0, min_length: int = 1):
+    def __init__(self, clips: list[ClipSource], span: int, seed: int = 0, min_length: int = 1,
+                 per_clip: int | None = None):
+        """per_clip: a fixed number of samples per clip and epoch instead of max(1, frames // span)."""
         if not clips:
             raise ValueError("no clips")
         self.clips, self.seed, self.epoch = clips, seed, 0
-        items = [i for i, clip in enumerate(clips) for _ in range(max(1, clip.frames // span))]
+        items = [i for i, clip in enumerate(clips) for _ in range(per_clip or max(1, clip.frames // span))]
         self.items = items * -(-max(min_length, 1) // len(items))
 
     def set_epoch(self, epoch: int) -> None:
@@ -157,22 +162,25 @@ def check_image_size(clips: list[ClipSource], image_size: int) -> None:
 
 class FramePairs(ClipSamples):
     """Source and driving frames of the same clip, for N_D + N_I (FOMM's self-supervised reconstruction): each clip
-    gives max(1, frames // `frames_per_pair`) pairs per epoch, both frames drawn uniformly from the clip; positions
-    are a pure function of (seed, epoch, index). Samples: source, driving [3, S, S] float32 in 0..1, and `noise`
-    [noise_size] standard normal draws for the sample's random equivariance transform (drawn with the sample, so a
-    batch split across processes or a resumed run sees the same transforms)."""
+    gives `repeats` pairs per epoch (FOMM's num_repeats), both frames drawn uniformly from the clip and augmented
+    together (`augmentation.augment_frames`; None: not augmented); positions and augmentation are a pure function of
+    (seed, epoch, index). Samples: source, driving [3, S, S] float32 in 0..1, and `noise` [noise_size] standard
+    normal draws for the sample's random equivariance transform (drawn with the sample, so a batch split across
+    processes or a resumed run sees the same transforms)."""
 
-    def __init__(self, clips: list[ClipSource], seed: int = 0, min_length: int = 1, frames_per_pair: int = 25,
-                 noise_size: int = 0):
-        super().__init__(clips, frames_per_pair, seed, min_length)
+    def __init__(self, clips: list[ClipSource], seed: int = 0, min_length: int = 1, repeats: int = 75,
+                 noise_size: int = 0, augmentation: AugmentationConfig | None = None):
+        super().__init__(clips, 1, seed, min_length, per_clip=repeats)
         self.noise_size = noise_size
+        self.augmentation = augmentation if augmentation is not None and augmentation.enabled else None
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         clip, rng = self._draw(index)
-        source, driving = rng.integers(0, clip.frames, 2)
-        return {"source": _image_tensor(clip.frames_range(int(source), 1)[0]),
-                "driving": _image_tensor(clip.frames_range(int(driving), 1)[0]),
-                "noise": torch.from_numpy(rng.standard_normal(self.noise_size).astype(np.float32))}
+        frames = [clip.frames_range(int(i), 1)[0] for i in rng.integers(0, clip.frames, 2)]
+        noise = torch.from_numpy(rng.standard_normal(self.noise_size).astype(np.float32))
+        if self.augmentation is not None:
+            frames = augment_frames(frames, self.augmentation, rng)
+        return {"source": _image_tensor(frames[0]), "driving": _image_tensor(frames[1]), "noise": noise}
 
 
 def motion_window_sample(clip: ClipSource, start: int, length: int, reference: int) -> dict[str, torch.Tensor]:

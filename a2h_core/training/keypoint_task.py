@@ -90,8 +90,8 @@ class KeypointTask(TrainingTask):
         return "frozen" if self.init is not None else "batch"
 
     def train_dataset(self, seed: int, min_length: int) -> FramePairs:
-        return FramePairs(self.train_clips, seed=seed, min_length=min_length, frames_per_pair=self.loss.frames_per_pair,
-                          noise_size=noise_size(self.loss.points_tps))
+        return FramePairs(self.train_clips, seed=seed, min_length=min_length, repeats=self.loss.repeats,
+                          noise_size=noise_size(self.loss.points_tps), augmentation=self.loss.augmentation)
 
     def _fixed_to(self, device: torch.device) -> None:
         """The fixed helper networks (VGG, pyramid kernels) on the training device (moved once)."""
@@ -113,8 +113,8 @@ class KeypointTask(TrainingTask):
                                   device=source.device, noise=batch["noise"])
             frames.append(transform.warp_frames(driving))
         with autocast():
-            keypoints = networks["kp_detector"](torch.cat(frames))  # one pass: source, driving, transformed
-            kp_source, kp_driving = keypoints[:batch_size], keypoints[batch_size:2 * batch_size]
+            # One pass per kind of frame, as FOMM: in training mode each gets its own batch-norm statistics.
+            kp_source, kp_driving, *kp_transformed = (networks["kp_detector"](images) for images in frames)
             generated = networks["generator"](source, None, kp_source, kp_driving)["prediction"]
         generated = generated.float()
         perceptual = multiscale_perceptual_loss(self.vgg, self.pyramid, generated, driving,
@@ -122,7 +122,7 @@ class KeypointTask(TrainingTask):
         values = {"perceptual": float(perceptual.detach())}
         loss = perceptual
         if transform is not None:
-            kp_transformed = keypoints[2 * batch_size:]
+            kp_transformed = kp_transformed[0]
             eq_value = equivariance_value_loss(kp_driving, kp_transformed, transform)
             values["equivariance_value"] = float(eq_value.detach())
             loss = loss + loss_cfg.equivariance_value * eq_value

@@ -252,8 +252,6 @@ class Trainer:
                                    lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
             for name, members in self.task.optimizers().items()
         }
-        schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor)
-                      for name, opt in optimizers.items()}
         scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.precision == "fp16")
         step, epoch, batch_in_epoch, best_score = 0, 0, 0, None
         if self.resume:
@@ -264,8 +262,6 @@ class Trainer:
                 net.load_state_dict(state["networks"][name])
             for name, opt in optimizers.items():
                 opt.load_state_dict(state["optimizers"][name])
-            for name, sched in schedulers.items():
-                sched.load_state_dict(state["schedulers"][name])
             scaler.load_state_dict(state["scaler"])
             step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             best_score = state["best_score"]
@@ -280,8 +276,13 @@ class Trainer:
             elif ctx.is_main:
                 print(f"warning: the run was saved with {len(rng)} processes and resumes with {ctx.world_size}: "
                       "random streams restart (the data order is kept)")
-        wrapped = {name: (DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda"
-                                                  else None) if ctx.distributed else net)
+        # No buffer broadcast: a task may run a network several times before one backward (FOMM's N_D on source,
+        # driving and transformed frames), and a broadcast at each call would overwrite batch-norm statistics the
+        # first call's backward still needs. Running statistics never steer training here: batch mode uses batch
+        # statistics (synchronised on GPUs), frozen mode never changes them, and only rank 0 validates and exports.
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        wrapped = {name: (DistributedDataParallel(net, device_ids=device_ids, broadcast_buffers=False)
+                          if ctx.distributed else net)
                    for name, net in networks.items()}
         autocast = self._autocast_factory(ctx.device)
 
@@ -293,6 +294,13 @@ class Trainer:
         if batches_per_epoch == 0:
             raise Audio2HeadError(f"the training data gives {len(dataset)} samples, fewer than one global batch of "
                                   f"{cfg.batch_size}: lower --batch-size or prepare more clips")
+        schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, lambda at: self._lr_factor(at, batches_per_epoch))
+                      for name, opt in optimizers.items()}
+        if self.resume:  # built after the optimisers' states were loaded: set their rates back to the saved step's
+            for name, sched in schedulers.items():
+                sched.load_state_dict(state["schedulers"][name])
+                for group, lr in zip(optimizers[name].param_groups, sched.get_last_lr(), strict=True):
+                    group["lr"] = lr
 
         def batches() -> Iterator[tuple[int, int, dict]]:
             nonlocal epoch, batch_in_epoch
@@ -310,6 +318,7 @@ class Trainer:
                 epoch, batch_in_epoch = epoch + 1, 0
 
         log = _Log(self.run_dir, ctx.is_main)
+        log.start(step, batches_per_epoch, ctx.world_size)
         last_path, best_path = self.run_dir / "last.safetensors", self.run_dir / "best.safetensors"
         last_metrics = None
         running: dict[str, float] = {}
@@ -389,9 +398,15 @@ class Trainer:
                                is_main=ctx.is_main)
 
     # ------------------------------------------------------------------------------------------------- helpers
-    def _lr_factor(self, step: int) -> float:
-        if self.config.lr_schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(step, self.config.steps) / self.config.steps))
+    def _lr_factor(self, step: int, batches_per_epoch: int) -> float:
+        """The learning rate's factor at a step: the schedule's; "multistep" counts epochs of `batches_per_epoch`
+        steps and drops after each milestone epoch, as FOMM's MultiStepLR stepped once per epoch."""
+        cfg = self.config
+        if cfg.lr_schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+        if cfg.lr_schedule == "multistep":
+            epoch = step // batches_per_epoch
+            return cfg.lr_gamma ** sum(epoch >= milestone for milestone in cfg.lr_milestones)
         return 1.0
 
     def _summary_metadata(self, step: int, result: ValidationResult, ctx: DistributedContext) -> dict:
@@ -425,6 +440,11 @@ class _Log:
     def _write(self, record: dict) -> None:
         self.file.write(json.dumps(record, default=_json_default) + "\n")
         self.file.flush()
+
+    def start(self, step: int, batches_per_epoch: int, world_size: int) -> None:
+        if self.active:
+            self._write({"kind": "start", "step": step, "batches_per_epoch": batches_per_epoch,
+                         "world_size": world_size})
 
     def step(self, step: int, values: dict, seconds: float) -> None:
         if self.active:
