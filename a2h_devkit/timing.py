@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 
 def timed(function, *args, **kwargs):
     """(result, seconds) of one call of function(*args, **kwargs)."""
@@ -15,6 +13,8 @@ def timed(function, *args, **kwargs):
 
 def best_time(function, repeats: int):
     """(fastest seconds, last result) over `repeats` calls of function(); a CUDA tensor result is waited for."""
+    import torch  # here, so that timing audio code does not load torch
+
     best, result = float("inf"), None
     for _ in range(repeats):
         start = time.perf_counter()

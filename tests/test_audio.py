@@ -10,6 +10,7 @@ import pytest
 import torch
 from scipy.io import wavfile
 
+from a2h_core.audio import decode
 from a2h_core.audio.decode import load_audio, normalise_peak, resample_to_feature_rate, to_pcm16
 from a2h_core.errors import A2HWarning, Audio2HeadError
 from a2h_devkit.speech import pcm16, speech_like
@@ -198,6 +199,16 @@ def test_wav_and_flac_files_decode_to_the_array_result(tmp_path):
     np.testing.assert_array_equal(load_audio(str(tmp_path / "speech.wav")), expected)
     _encode(tmp_path / "speech.flac", "flac", pcm, 44100, "stereo")
     np.testing.assert_array_equal(load_audio(tmp_path / "speech.flac"), expected)
+
+
+def test_mixing_block_size_does_not_change_the_samples(tmp_path, monkeypatch):
+    # Decoded frames are mixed and joined into blocks as they come; the block size only bounds memory.
+    pcm = pcm16(speech_like(1.0, 44100, channels=2))
+    wavfile.write(tmp_path / "speech.wav", 44100, pcm.T)
+    expected = to_pcm16(tmp_path / "speech.wav"), to_pcm16(pcm, 44100)
+    monkeypatch.setattr(decode, "_MIX_BLOCK_SAMPLES", 10000)  # a few decoded frames per block
+    np.testing.assert_array_equal(to_pcm16(tmp_path / "speech.wav"), expected[0])
+    np.testing.assert_array_equal(to_pcm16(pcm, 44100), expected[1])
 
 
 @pytest.mark.parametrize("suffix, codec", [(".mp3", "libmp3lame"), (".m4a", "aac"), (".ogg", "libopus")])

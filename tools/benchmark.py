@@ -38,6 +38,7 @@ from a2h_core.io.video import VideoWriter
 from a2h_core.modules.models import Audio2HeadModels
 from a2h_devkit.media import soundtrack_samples
 from a2h_devkit.original import frame_difference, original_image, run_original_video_stage, shared_setup
+from a2h_devkit.resident_memory import resident_mb
 from a2h_devkit.speech import pcm16, speech_like
 from a2h_devkit.timing import timed
 
@@ -121,8 +122,9 @@ class _StopAfter(Exception):
     pass
 
 
-def _features_to_file(audio_path: str, out_path: str) -> None:
+def _features_to_file(audio_path: str, out_path: str, peak_mb) -> None:
     extract_features(audio_path).save(out_path)
+    peak_mb.value = resident_mb(peak=True)  # its own peak: a child's ru_maxrss also counts the parent's memory
 
 
 def memory(args) -> None:
@@ -149,12 +151,14 @@ def memory(args) -> None:
         # Features in a child process, as the command line extracts them before loading the networks: the two
         # memory peaks are then measured apart.
         start = time.perf_counter()
-        child = multiprocessing.get_context("spawn").Process(
-            target=_features_to_file, args=(str(path), str(Path(folder) / "features.npy")))
+        context = multiprocessing.get_context("spawn")
+        features_mb = context.Value("d", 0.0)
+        child = context.Process(target=_features_to_file,
+                                args=(str(path), str(Path(folder) / "features.npy"), features_mb))
         child.start()
         child.join()
         features = AudioFeatures.load(Path(folder) / "features.npy")
-        features_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        features_mb = features_mb.value
         print(f"features: {features.num_frames} frames in {time.perf_counter() - start:.1f} s, "
               f"peak resident memory {features_mb:.0f} MB", flush=True)
         torch.manual_seed(0)

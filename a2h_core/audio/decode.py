@@ -226,7 +226,9 @@ class _MonoMixer:
     """Steps 1-3, block by block, so that a long multichannel file is never held in float64 with all channels."""
 
     def __init__(self):
-        self.blocks: list[np.ndarray] = []  # mono float64 blocks in order
+        self.blocks: list[np.ndarray] = []  # mono float64 blocks in order, each about _MIX_BLOCK_SAMPLES long
+        self.pending: list[np.ndarray] = []  # mono float64 pieces after the blocks, not yet joined into one
+        self.pending_samples = 0  # samples in `pending`
         self.non_finite = 0  # NaN/Inf samples replaced by 0
         self.clipped = 0  # input samples on a flat top at full scale, or beyond it
 
@@ -237,17 +239,35 @@ class _MonoMixer:
         self.non_finite += bad_count
         self.clipped += _count_clipped(block)
         if channel_names is not None and block.shape[0] > 2:
-            self.blocks.append((downmix_matrix(channel_names, 1) @ block)[0])
+            self.pending.append((downmix_matrix(channel_names, 1) @ block)[0])
         else:
-            self.blocks.append(block.mean(axis=0))
+            self.pending.append(block.mean(axis=0))
+        self.pending_samples += self.pending[-1].size
+        if self.pending_samples >= _MIX_BLOCK_SAMPLES:
+            self._join_pending()
+
+    def _join_pending(self) -> None:
+        # Decoders give frames of about a thousand samples. Joining them into blocks as they come lets the next
+        # frames reuse the memory of the last ones; kept apart, they would fill the heap, which glibc does not give
+        # back after the join (10 minutes at 44.1 kHz: about 200 MB).
+        if self.pending:
+            self.blocks.append(self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending))
+            self.pending, self.pending_samples = [], 0
 
     def finish(self) -> np.ndarray:
+        self._join_pending()
         if self.non_finite:
             warnings.warn(
                 f"The audio contains {self.non_finite} NaN or infinite samples; they were replaced by 0. "
                 "Check the node or file that produced the audio.", A2HWarning, stacklevel=3)
-        blocks, self.blocks = self.blocks, []  # let the blocks go as soon as they are joined
-        return np.concatenate(blocks) if blocks else np.zeros(0)
+        blocks, self.blocks = self.blocks[::-1], []
+        mono = np.empty(sum(block.size for block in blocks))
+        position = 0
+        while blocks:  # each block is let go as soon as it is copied: at most one block more than the result
+            block = blocks.pop()
+            mono[position:position + block.size] = block
+            position += block.size
+        return mono
 
 
 def _count_clipped(block: np.ndarray) -> int:

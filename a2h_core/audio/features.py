@@ -124,6 +124,7 @@ def extract_features(source, sample_rate: int | None = None) -> AudioFeatures:
             f"The audio is {1000 * pcm.size / FEATURE_SAMPLE_RATE:.1f} ms long; at least "
             f"{1000 * MIN_SAMPLES / FEATURE_SAMPLE_RATE:.1f} ms is needed for one video frame. Give a longer clip.")
     signal = normalise_peak(pcm)
+    del pcm  # not needed past here: let it go before Harvest, the peak of the memory use
     mfcc, filterbank = mel_features(signal)
     if signal.any():
         f0, _ = harvest(signal, FEATURE_SAMPLE_RATE, frame_period=F0_FRAME_PERIOD_MS, f0_floor=F0_FLOOR_HZ,

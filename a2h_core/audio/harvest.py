@@ -170,10 +170,7 @@ def harvest(x: np.ndarray, fs: int, frame_period: float = 10.0, f0_floor: float 
 # ---------------------------------------------------------------------------------------------------------------
 
 def _harvest_basic(x: np.ndarray, fs: int, f0_floor: float, f0_ceil: float) -> np.ndarray:
-    adjusted_floor = f0_floor * 0.9
-    adjusted_ceil = f0_ceil * 1.1
-    num_channels = 1 + int(np.log(adjusted_ceil / adjusted_floor) / _LOG2 * _CHANNELS_PER_OCTAVE)
-    boundary_f0 = adjusted_floor * 2.0 ** (np.arange(1, num_channels + 1) / _CHANNELS_PER_OCTAVE)
+    boundary_f0 = _channel_frequencies(f0_floor, f0_ceil)
 
     ratio = max(min(int(_matlab_round(fs / _TARGET_FS)), 12), 1)
     actual_fs = fs / ratio
@@ -194,6 +191,14 @@ def _harvest_basic(x: np.ndarray, fs: int, f0_floor: float, f0_ceil: float) -> n
     contour = _extend_and_merge(contour, candidates, scores, 0.18)
     contour = _bridge_short_gaps(contour, 9)
     return _smooth_contour(contour)
+
+
+def _channel_frequencies(f0_floor: float, f0_ceil: float) -> np.ndarray:
+    """Centre frequencies of the band-pass channels: 40 per octave, from just above 0.9 floor to 1.1 ceiling."""
+    adjusted_floor = f0_floor * 0.9
+    adjusted_ceil = f0_ceil * 1.1
+    num_channels = 1 + int(np.log(adjusted_ceil / adjusted_floor) / _LOG2 * _CHANNELS_PER_OCTAVE)
+    return adjusted_floor * 2.0 ** (np.arange(1, num_channels + 1) / _CHANNELS_PER_OCTAVE)
 
 
 def _matlab_round(value):
@@ -236,25 +241,34 @@ def _official_candidates(y: np.ndarray, fs: float, boundary_f0: np.ndarray, time
     found = np.zeros((frames, num_channels // (_MIN_CHANNELS_PER_CANDIDATE + 1) + 1))
     found_count = np.zeros(frames, dtype=np.int64)
 
-    for channel, channel_f0 in _channel_estimates(y, fs, boundary_f0, times, f0_floor, f0_ceil):
-        # The first and last channels never take part, so every run is closed by the last channel.
-        voiced = channel_f0 > 0 if 0 < channel < num_channels - 1 else np.zeros(frames, dtype=bool)
+    def add_channel(channel_f0: np.ndarray) -> None:
+        nonlocal run_sum, run_len
+        voiced = channel_f0 > 0
         rows = np.flatnonzero(~voiced & (run_len >= _MIN_CHANNELS_PER_CANDIDATE))
         if rows.size:
             found[rows, found_count[rows]] = run_sum[rows] / run_len[rows]
             found_count[rows] += 1
         run_sum = np.where(voiced, run_sum + channel_f0, 0.0)
         run_len = np.where(voiced, run_len + 1, 0)
+
+    # WORLD never lets the first and the last channel take part (they count as unvoiced everywhere), so they are
+    # not computed: the runs start at the second channel, and an all-unvoiced last channel closes them.
+    for channel_f0 in _channel_estimates(y, fs, boundary_f0, range(1, num_channels - 1), times, f0_floor, f0_ceil):
+        add_channel(channel_f0)
+    add_channel(np.zeros(frames))
     return found[:, :found_count.max(initial=0)]
 
 
-def _channel_estimates(y: np.ndarray, fs: float, boundary_f0: np.ndarray, times: np.ndarray,
-                       f0_floor: float, f0_ceil: float, batch_elements: int = 1 << 20):
-    """Yield (channel, F0 estimate per frame or 0) for every band-pass channel, lowest first.
+def _channel_estimates(y: np.ndarray, fs: float, boundary_f0: np.ndarray, channels: range, times: np.ndarray,
+                       f0_floor: float, f0_ceil: float, blocks_per_piece: int = 32):
+    """Yield the F0 estimate per frame (or 0) of each of the band-pass `channels` in order (indices of boundary_f0).
 
     Each channel is ``y`` convolved with a cosine at the channel's frequency under a Nuttall window of four of its
     periods; WORLD does this as one long FFT per channel. Here one overlap-save block spectrum of ``y`` is shared
-    by all channels, which gives the same linear convolution with far less work.
+    by all channels, which gives the same linear convolution with far less work. A channel's output is produced
+    `blocks_per_piece` blocks at a time and reduced to its zero crossings piece by piece, so the work memory of a
+    channel does not grow with the length of the signal; every output sample comes from the same block transform
+    whatever the piece size, so the estimates do not depend on it.
     """
     half_lengths = _matlab_round(fs / boundary_f0 * 2.0).astype(np.int64)
     longest = int(half_lengths.max())
@@ -273,40 +287,38 @@ def _channel_estimates(y: np.ndarray, fs: float, boundary_f0: np.ndarray, times:
     delay = np.exp(-2j * np.pi * np.arange(block // 2 + 1) * longest / block)
     delayed = (scipy.fft.rfft(segments, axis=-1, workers=-1) * delay).view(np.float64).reshape(
         num_blocks, block // 2 + 1, 2)
+    del padded, segments
 
-    filters = np.zeros((boundary_f0.size, block))
-    for channel, (half, f0) in enumerate(zip(half_lengths, boundary_f0)):
+    filters = np.zeros((len(channels), block))
+    for row, channel in enumerate(channels):
+        half, f0 = half_lengths[channel], boundary_f0[channel]
         offsets = np.arange(-half, half + 1)
-        filters[channel, offsets % block] = _nuttall(2 * half + 1) * np.cos(2 * np.pi * f0 * offsets / fs)
+        filters[row, offsets % block] = _nuttall(2 * half + 1) * np.cos(2 * np.pi * f0 * offsets / fs)
     responses = scipy.fft.rfft(filters, axis=-1, workers=-1).real
+    del filters
 
-    def process(first: int, last: int) -> np.ndarray:
-        products = (delayed[None] * responses[first:last, None, :, None]).view(np.complex128)[..., 0]
-        blocks = scipy.fft.irfft(products, n=block, axis=-1)
-        del products
-        signals = blocks[:, :, taps - 1:].reshape(last - first, -1)[:, :y.size]
-        del blocks
-        return np.stack([_channel_f0(signal, fs, boundary_f0[channel], times, f0_floor, f0_ceil)
-                         for channel, signal in zip(range(first, last), signals)])
+    def channel_pieces(row: int):
+        """The channel's output samples, `blocks_per_piece` overlap-save blocks at a time."""
+        for first in range(0, num_blocks, blocks_per_piece):
+            last = min(first + blocks_per_piece, num_blocks)
+            products = (delayed[first:last] * responses[row, :, None]).view(np.complex128)[..., 0]
+            blocks = scipy.fft.irfft(products, n=block, axis=-1)
+            yield blocks[:, taps - 1:].reshape(-1)[:y.size - first * step]
 
-    # Channel batches run on a few threads (numpy and pocketfft release the GIL); results are consumed in order
-    # and at most `workers` batches are in flight, so memory does not grow with the number of channels.
-    per_batch = max(1, batch_elements // (num_blocks * (block // 2 + 1)))
-    batches = [(first, min(first + per_batch, boundary_f0.size)) for first in range(0, boundary_f0.size, per_batch)]
+    def estimate(row: int) -> np.ndarray:
+        return _channel_f0(channel_pieces(row), fs, boundary_f0[channels[row]], times, f0_floor, f0_ceil)
+
+    # Channels run on a few threads (numpy and pocketfft release the GIL); results are consumed in order and at
+    # most `workers` + 1 channels are in flight, so memory does not grow with the number of channels.
     workers = _workers()
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         pending = collections.deque()
-        for first, last in batches:
-            pending.append((first, pool.submit(process, first, last)))
+        for row in range(len(channels)):
+            pending.append(pool.submit(estimate, row))
             if len(pending) > workers:
-                yield from _channel_results(*pending.popleft())
+                yield pending.popleft().result()
         while pending:
-            yield from _channel_results(*pending.popleft())
-
-
-def _channel_results(first: int, future: concurrent.futures.Future):
-    for offset, estimate in enumerate(future.result()):
-        yield first + offset, estimate
+            yield pending.popleft().result()
 
 
 def _nuttall(length: int) -> np.ndarray:
@@ -315,40 +327,66 @@ def _nuttall(length: int) -> np.ndarray:
             - 0.012604 * np.cos(6.0 * np.pi * phase))
 
 
-def _channel_f0(signal: np.ndarray, fs: float, boundary_f0: float, times: np.ndarray, f0_floor: float,
+def _channel_f0(pieces, fs: float, boundary_f0: float, times: np.ndarray, f0_floor: float,
                 f0_ceil: float) -> np.ndarray:
-    """F0 per frame from the event intervals of one band-pass channel; 0 where it is far from the channel."""
-    slope = signal[1:] - signal[:-1]
+    """F0 per frame from the event intervals of one band-pass channel, given as consecutive pieces of its output;
+    0 where the estimate is far from the channel."""
     # Falling and rising zero crossings of the signal, then of its slope (peaks and dips).
-    events = (*_event_intervals(signal, fs), *_event_intervals(slope, fs))
-    if any(locations.size < 3 for locations, _ in events):
+    events = _event_positions(pieces)
+    if any(positions.size < 4 for positions in events):  # fewer than 3 intervals of some kind
         return np.zeros(times.size)
-    estimates = [_interp1_extrapolate(locations, intervals, times) for locations, intervals in events]
-    f0 = (estimates[0] + estimates[1] + estimates[2] + estimates[3]) / 4.0
+    # The mean of the four estimates, summed in order in place (one frame-long array at a time, not four).
+    f0 = _interp1_extrapolate(*_intervals(events[0], fs), times)
+    for positions in events[1:]:
+        f0 += _interp1_extrapolate(*_intervals(positions, fs), times)
+    f0 /= 4.0
     keep = (f0 <= boundary_f0 * 1.1) & (f0 >= boundary_f0 * 0.9) & (f0 <= f0_ceil) & (f0 >= f0_floor)
     return np.where(keep, f0, 0.0)
 
 
-def _event_intervals(signal: np.ndarray, fs: float) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """For falling, then rising zero crossings: centre times (s) and rates (Hz) of the intervals between them.
+def _event_positions(pieces) -> list[np.ndarray]:
+    """Sample positions of the falling and rising zero crossings of a signal, then of its slope.
+
+    The signal comes as consecutive pieces. The last two samples of each piece are carried into the next one, so
+    every pair of neighbouring samples (and of neighbouring slope values) is examined exactly once, with the same
+    arithmetic as on the whole signal: the positions do not depend on where the pieces end.
+    """
+    found: list[list[np.ndarray]] = [[], [], [], []]
+    carried = np.zeros(0)
+    offset = 0  # index in the whole signal of the first sample of `piece`
+    for new in pieces:
+        piece = np.concatenate([carried, new])
+        slope = piece[1:] - piece[:-1]
+        # The pair of the two carried samples was examined with the previous piece; their slope value was not.
+        for kind, (values, first) in enumerate(((piece, max(carried.size - 1, 0)), (slope, 0))):
+            falling, rising = _zero_crossings(values, first, offset)
+            found[2 * kind].append(falling)
+            found[2 * kind + 1].append(rising)
+        carried = piece[-2:].copy()
+        offset += piece.size - carried.size
+    return [np.concatenate(positions) if positions else np.zeros(0) for positions in found]
+
+
+def _zero_crossings(values: np.ndarray, first: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Falling, then rising zero crossings between values[i] and values[i + 1] for i >= first, as positions
+    (i + offset plus the linearly interpolated fraction).
 
     A falling crossing is a positive sample followed by one <= 0; a rising one a negative sample followed by one
-    >= 0; each is located by linear interpolation between the two samples.
+    >= 0.
     """
-    sign = (signal > 0).view(np.int8) - (signal < 0).view(np.int8)
-    change = np.flatnonzero(sign[:-1] != sign[1:])
+    sign = (values > 0).view(np.int8) - (values < 0).view(np.int8)
+    change = np.flatnonzero(sign[first:-1] != sign[first + 1:]) + first
     before = sign[change]
     change = change[before != 0]  # leaving 0 is no crossing
     falling = before[before != 0] == 1
-    prev = signal[change]
-    fine = (change + 1) - prev / (signal[change + 1] - prev)
-    result = []
-    for positions in (fine[falling], fine[~falling]):
-        if positions.size < 2:
-            result.append((np.zeros(0), np.zeros(0)))
-        else:
-            result.append(((positions[:-1] + positions[1:]) / 2.0 / fs, fs / (positions[1:] - positions[:-1])))
-    return tuple(result)
+    prev = values[change]
+    fine = (change + (offset + 1)) - prev / (values[change + 1] - prev)
+    return fine[falling], fine[~falling]
+
+
+def _intervals(positions: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centre times (s) and rates (Hz) of the intervals between successive events at the given sample positions."""
+    return (positions[:-1] + positions[1:]) / 2.0 / fs, fs / (positions[1:] - positions[:-1])
 
 
 def _interp1_extrapolate(x: np.ndarray, y: np.ndarray, xi: np.ndarray) -> np.ndarray:
@@ -404,9 +442,11 @@ def _refine_chunk(y: np.ndarray, fs: float, times: np.ndarray, candidates: np.nd
     half = (1.5 * fs / f0 + 1.0).astype(np.int64)
     first_sample = _matlab_round((t + (-half) / fs) * fs + 0.001).astype(np.int64) - 1
 
-    # Samples before/after the signal repeat its first/last value (WORLD clamps the indices).
-    margin = int(half.max()) * 2 + 2
-    padded = np.concatenate([np.full(margin, y[0]), y, np.full(margin, y[-1])])
+    # The stretch of signal these windows cover (only it: a copy of the whole signal per chunk would make the
+    # work grow with the square of its length); samples before/after the signal repeat its first/last value
+    # (WORLD clamps the indices). Sample first_sample + k of a window is padded[first_sample + margin + k].
+    margin = -int(first_sample.min())
+    padded = y[np.clip(np.arange(-margin, int((first_sample + 2 * half).max()) + 1), 0, y.size - 1)]
     # Candidates sharing a window length and a sub-sample phase of t share one window (at 16 kHz input the phase
     # is the same for every frame); within such a group, candidates at the same frame share the windowed signal.
     # Everything below works on the candidates sorted by (window length, phase, first sample).
