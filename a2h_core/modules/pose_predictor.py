@@ -15,8 +15,8 @@ from torch import nn
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES, POSE_MAX, POSE_MIN, ModelConfig
 from a2h_core.modules.resnet import ResNet34Encoder
 
-AUDIO_EMBEDDING_CHUNK = 256  # frames whose audio is embedded per pass: a long clip reaches a cancel point every
-# fraction of a second on a CPU (a shorter clip is embedded in one pass, as before)
+AUDIO_EMBEDDING_CHUNK = 64  # frames whose audio is embedded per pass: a long clip reaches a cancel point every
+# fraction of a second on a CPU at the published widths (a shorter clip is embedded in one pass, as before)
 
 
 def _pose_range(poses):
@@ -57,11 +57,14 @@ class HeadPosePredictor(nn.Module):
                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """source_image [B, 3, 256, 256] in 0..1, audio [B, T, 4, 41] -> normalised poses [B, T+1, 6].
 
-        progress(done, total), if given, is called with (0, T) after each chunk of audio embeddings and with (t, T)
-        after LSTM step t: a long clip runs for minutes on a CPU, and an exception raised there stops it.
+        progress(done, total), if given, is called with (0, T) after the image embedding and each chunk of audio
+        embeddings, and with (t, T) after LSTM step t: a long clip runs for minutes on a CPU, and an exception raised
+        there stops it.
         """
         batch, frames = audio.shape[:2]
         previous = self.em_img(source_image)  # [B, E]; the image embedding stands in for the "previous output"
+        if progress is not None:
+            progress(0, frames)
         # The frames' audio embeddings in a few passes; only the LSTM recursion is sequential.
         flat_audio = audio.reshape(batch * frames, 1, FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES)
         chunks = []
