@@ -126,7 +126,8 @@ _SMOOTHING_PAD = 300  # frames of zeros around the contour before smoothing
 _SMOOTHING_SETTLE = 1000  # frames of held input before/after a run after which the filter state is settled
 
 
-_REFINE_FRAMES_PER_CHUNK = 20000  # 1 ms frames refined per chunk: bounded memory, and a progress step per chunk
+_REFINE_FRAMES_PER_CHUNK = 5000  # 1 ms frames refined per chunk: bounded memory, and a progress step (a cancel
+# point) every few tenths of a second
 
 Progress = Callable[[int, int], None]  # progress(done, total); may raise to stop
 
@@ -318,7 +319,8 @@ def _channel_estimates(y: np.ndarray, fs: float, boundary_f0: np.ndarray, times:
     per_batch = max(1, batch_elements // (num_blocks * (block // 2 + 1)))
     batches = [(first, min(first + per_batch, boundary_f0.size)) for first in range(0, boundary_f0.size, per_batch)]
     workers = _workers()
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(workers)
+    try:
         pending = collections.deque()
         for first, last in batches:
             pending.append((first, pool.submit(process, first, last)))
@@ -326,6 +328,8 @@ def _channel_estimates(y: np.ndarray, fs: float, boundary_f0: np.ndarray, times:
                 yield from _channel_results(*pending.popleft())
         while pending:
             yield from _channel_results(*pending.popleft())
+    finally:  # a consumer that stops early (a cancelled extraction) waits for the running batches only
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _channel_results(first: int, future: concurrent.futures.Future):
