@@ -123,7 +123,8 @@ def _resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
 
 def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "auto", hub_repo_id: str = "",
                 hub_filename: str = "", hub_revision: str = "") -> LoadedModels:
-    """Load (or reuse) the networks for a loader's settings. Only the most recent model stays cached.
+    """Load the networks for a loader's settings, or reuse them while something holds them (see the module
+    docstring: the pack itself holds only the most recent ones, until ComfyUI unloads them).
 
     Weights stay float32; a lower compute dtype runs under autocast (see Audio2HeadWrapper). A Hub download shows
     its progress on the node's bar.

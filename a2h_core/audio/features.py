@@ -117,15 +117,19 @@ def extract_features(source, sample_rate: int | None = None, progress: Progress 
     See `a2h_core.audio.load_audio` for decoding, resampling and normalisation, and the module docstring for columns.
     Raises `Audio2HeadError` for audio shorter than one video frame (40 ms plus the 5 ms the last 25 ms window
     reaches past it, `MIN_SAMPLES` at 16 kHz). progress(done, total) follows the pitch tracker, which takes nearly
-    all the time (see `harvest`); an exception raised in it stops the extraction.
+    all the time (see `harvest`), and is called with (0, 1) after the decoding and after the mel features; an
+    exception raised in it stops the extraction.
     """
+    stop_point = progress or (lambda done, total: None)
     pcm = to_pcm16(source, sample_rate)
+    stop_point(0, 1)
     if pcm.size < MIN_SAMPLES:
         raise Audio2HeadError(
             f"The audio is {1000 * pcm.size / FEATURE_SAMPLE_RATE:.1f} ms long; at least "
             f"{1000 * MIN_SAMPLES / FEATURE_SAMPLE_RATE:.1f} ms is needed for one video frame. Give a longer clip.")
     signal = normalise_peak(pcm)
     mfcc, filterbank = mel_features(signal)
+    stop_point(0, 1)
     if signal.any():
         f0, _ = harvest(signal, FEATURE_SAMPLE_RATE, frame_period=F0_FRAME_PERIOD_MS, f0_floor=F0_FLOOR_HZ,
                         f0_ceil=F0_CEIL_HZ, progress=progress)

@@ -140,6 +140,10 @@ class _StageProgress:
 
     def step(self) -> None:
         self.done += 1
+        self.check()
+
+    def check(self) -> None:
+        """Report the count as it is: between the counted steps, a chance to stop."""
         if self.progress is not None:
             self.progress(min(self.done, self.total), self.total)
 
@@ -161,7 +165,8 @@ def harvest(x: np.ndarray, fs: int, frame_period: float = 10.0, f0_floor: float 
     Returns ``(f0, temporal_positions)``, both float64 of length ``num_frames(len(x), fs, frame_period)``: F0 in Hz
     (0 where unvoiced) and frame times in seconds (frame i at ``i * frame_period / 1000``).
     progress(done, total), if given, counts the band-pass channels and then the refinement chunks, the two stages
-    that take nearly all the time; an exception raised in it stops the estimation there.
+    that take nearly all the time (and once with 0 done after the decimation); an exception raised in it stops the
+    estimation there.
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < 2:
@@ -197,16 +202,16 @@ def _harvest_basic(x: np.ndarray, fs: int, f0_floor: float, f0_ceil: float,
     num_channels = 1 + int(np.log(adjusted_ceil / adjusted_floor) / _LOG2 * _CHANNELS_PER_OCTAVE)
     boundary_f0 = adjusted_floor * 2.0 ** (np.arange(1, num_channels + 1) / _CHANNELS_PER_OCTAVE)
 
+    f0_length = num_frames(x.size, fs, _BASIC_FRAME_PERIOD_MS)
+    times = np.arange(f0_length) * _BASIC_FRAME_PERIOD_MS / 1000.0
+    report = _StageProgress(progress, num_channels + -(-f0_length // _REFINE_FRAMES_PER_CHUNK))
+
     ratio = max(min(int(_matlab_round(fs / _TARGET_FS)), 12), 1)
     actual_fs = fs / ratio
     y = _decimate_for_harvest(x, ratio)
     y = y - y.mean()
+    report.check()
 
-    f0_length = num_frames(x.size, fs, _BASIC_FRAME_PERIOD_MS)
-    times = np.arange(f0_length) * _BASIC_FRAME_PERIOD_MS / 1000.0
-
-    refine_chunks = -(-f0_length // _REFINE_FRAMES_PER_CHUNK)
-    report = _StageProgress(progress, num_channels + refine_chunks)
     candidates = _official_candidates(y, actual_fs, boundary_f0, times, f0_floor, f0_ceil, report)
     candidates = _spread_candidates(candidates)
     scores = _refine_candidates(y, actual_fs, times, candidates, f0_floor, f0_ceil, report)
