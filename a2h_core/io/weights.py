@@ -449,7 +449,7 @@ def _reporting_tqdm(progress: DownloadProgress) -> type[hub_tqdm]:
 def _download_from_hub(repo_id: str, filename: str, revision: str | None,
                        progress: DownloadProgress | None = None) -> Path:
     try:
-        # tqdm_class only when asked for: it is all huggingface_hub offers for following a download
+        # tqdm_class is huggingface_hub's one hook into a download's progress; a plain load calls it as before
         reporting = {"tqdm_class": _reporting_tqdm(progress)} if progress is not None else {}
         return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, **reporting))
     except _ProgressRaised as stop:  # e.g. the user cancelled: not a download error
