@@ -7,7 +7,8 @@ the node being executed. The test checks that:
 - a prompt using the loader puts our networks in ComfyUI's list of loaded models;
 - POST /free {"unload_models": true, "free_memory": true} takes them off the list and the server's resident memory
   falls by about their size; the same prompt then runs again and gives the same result;
-- POST /interrupt stops the Audio Features node and the Pose Predictor node on a long recording within a second.
+- POST /interrupt stops the Audio Features node and the Pose Predictor node on a long recording within a second,
+  once they have run before (a network's first pass in a process is slower: oneDNN prepares its kernels).
 Run: COMFYUI_PATH=/path/ComfyUI COMFYUI_PYTHON=/path/venv/bin/python python -m pytest tests/test_comfyui_memory.py -s
 """
 import os
@@ -86,6 +87,7 @@ def server(tmp_path_factory):
     write_published_random_weights(base / "models" / "audio2head" / WEIGHTS)
     write_portrait(base / "input" / "portrait.png")
     write_wav(base / "input" / "long.wav", speech_like(120.0, 44100, channels=2), 44100)
+    write_wav(base / "input" / "short.wav", speech_like(3.0, 44100, channels=2), 44100)
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
     only_these = ("--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_FOLDER, PROBE)
     with running_comfyui(COMFYUI_PATH, python, base, only_these, stop_seconds=20) as (url, process, log):
@@ -108,15 +110,16 @@ KEYPOINTS_GRAPH = {
     "show": {"class_type": "PreviewAny", "inputs": {"source": ["kp", 0]}},
 }
 
-POSE_GRAPH = {
-    "image": {"class_type": "LoadImage", "inputs": {"image": "portrait.png"}},
-    "audio": {"class_type": "LoadAudio", "inputs": {"audio": "long.wav"}},
-    "model": loader(),
-    "features": {"class_type": "Audio2HeadAudioFeatures", "inputs": {"audio": ["audio", 0]}},
-    "pose": {"class_type": "Audio2HeadPosePredictor",
-             "inputs": {"model": ["model", 0], "image": ["image", 0], "features": ["features", 0]}},
-    "show": {"class_type": "PreviewAny", "inputs": {"source": ["pose", 0]}},
-}
+def pose_graph(audio: str) -> dict:
+    return {
+        "image": {"class_type": "LoadImage", "inputs": {"image": "portrait.png"}},
+        "audio": {"class_type": "LoadAudio", "inputs": {"audio": audio}},
+        "model": loader(),
+        "features": {"class_type": "Audio2HeadAudioFeatures", "inputs": {"audio": ["audio", 0]}},
+        "pose": {"class_type": "Audio2HeadPosePredictor",
+                 "inputs": {"model": ["model", 0], "image": ["image", 0], "features": ["features", 0]}},
+        "show": {"class_type": "PreviewAny", "inputs": {"source": ["pose", 0]}},
+    }
 
 
 def settled_resident_mb(server, seconds: float = 2.0) -> float:
@@ -173,9 +176,10 @@ def interrupt_latency(server, prompt_id: str, node: str, delay_s: float) -> floa
 
 
 def test_cancel_stops_features_and_pose_prediction_within_a_second(server):
-    latency = interrupt_latency(server, server.queue(POSE_GRAPH), "features", delay_s=1.0)
+    server.run_prompt(pose_graph("short.wav"))  # the nodes' first run, on 3 s of audio
+    latency = interrupt_latency(server, server.queue(pose_graph("long.wav")), "features", delay_s=1.0)
     print(f"\nAudio Features (2 min of audio): Cancel took {latency * 1000:.0f} ms")
     assert latency < CANCEL_LIMIT_S
-    latency = interrupt_latency(server, server.queue(POSE_GRAPH), "pose", delay_s=2.0)
+    latency = interrupt_latency(server, server.queue(pose_graph("long.wav")), "pose", delay_s=2.0)
     print(f"Pose Predictor (2 min of audio, published widths): Cancel took {latency * 1000:.0f} ms")
     assert latency < CANCEL_LIMIT_S
