@@ -72,7 +72,7 @@ class Audio2HeadAllInOne(io.ComfyNode):
             prepare_source_image(image)
         audio = single_audio(audio)
         with blame("audio"):
-            features = extract_features(audio)
+            features = extract_features(audio, progress=comfy.Progress(1))
         if pose is not None and not isinstance(pose, PoseCurve):
             raise Audio2HeadError(f"input 'pose': expected a head-pose curve, got a {type(pose).__name__}")
         with blame("watermark"):
@@ -85,6 +85,7 @@ class Audio2HeadAllInOne(io.ComfyNode):
                                                    watermark=watermark))
         progress = comfy.Progress(1)  # generate() reports the real frame count with its first update
         with model.on_device() as models:
-            result = generate(image, audio, models, config, pose_curve=pose, progress=progress, features=features)
+            result = generate(image, audio, models, config, pose_curve=pose, progress=progress, features=features,
+                              check_cancel=comfy.check_interrupted)
         return io.NodeOutput(frames_to_image(result.frames), float(FPS), audio, result.poses,
                              ui=pose_ui(result.poses))

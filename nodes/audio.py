@@ -7,6 +7,7 @@ from a2h_core.audio.features import extract_features
 from a2h_core.config import FPS
 from a2h_core.previews.features_plot import plot_features
 
+from . import comfy
 from .common import CATEGORY, blame, single_audio
 from .types import A2HFeatures
 
@@ -37,6 +38,6 @@ class Audio2HeadAudioFeatures(io.ComfyNode):
     @classmethod
     def execute(cls, audio) -> io.NodeOutput:
         with blame("audio"):
-            features = extract_features(single_audio(audio))
+            features = extract_features(single_audio(audio), progress=comfy.Progress(1))
         return io.NodeOutput(features, features.num_frames, float(FPS),
                              ui=ui.PreviewImage(plot_features(features), cls=cls))

@@ -1,14 +1,19 @@
 """The few ComfyUI services the nodes use, imported lazily.
 
-Inside ComfyUI these call `comfy.model_management`, `comfy.utils.ProgressBar` and `folder_paths`. Outside it (CI,
-plain Python) they fall back to the obvious behaviour: CPU, no progress display, model files in the folder named by
-the environment variable ``AUDIO2HEAD_MODELS_DIR`` (default ``./models/audio2head``), inputs and outputs relative
-to the working directory. Nothing here keeps per-node state.
+Inside ComfyUI these call `comfy.model_management`, `comfy.model_patcher.ModelPatcher`, `comfy.utils.ProgressBar`
+and `folder_paths`. Outside it (plain Python) they fall back to the obvious behaviour: CPU, networks moved to their
+device for a stage and back, no progress display, model files in the folder named by the environment variable
+``AUDIO2HEAD_MODELS_DIR`` (default ``./models/audio2head``), inputs and outputs relative to the working directory.
+Nothing here keeps per-node state.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import math
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -159,22 +164,86 @@ def soft_empty_cache() -> None:
         mm.soft_empty_cache()
 
 
+# ---------------------------------------------------------------------------------------------- model management
+class LocalModel:
+    """Outside ComfyUI: the networks with the device they compute on and the one they rest on (the three attributes
+    of ComfyUI's ModelPatcher that the pack reads)."""
+
+    def __init__(self, model: torch.nn.Module, load_device: torch.device, offload_device: torch.device):
+        self.model, self.load_device, self.offload_device = model, load_device, offload_device
+
+
+def managed_model(model: torch.nn.Module, load_device: torch.device, offload_device: torch.device,
+                  on_unload: Callable[[object], None] | None = None):
+    """`model` wrapped the way ComfyUI wraps its own models, in a `comfy.model_patcher.ModelPatcher`, so that its
+    model management sees it: it loads the networks for a stage (`model_on_device`), offloads them when another model
+    needs the memory, and unloads them for "Unload models" and `/free`. `on_unload(patcher)` is called when ComfyUI
+    unloads the model completely. Outside ComfyUI: a `LocalModel`."""
+    model_patcher = _optional("comfy.model_patcher")
+    if model_patcher is None:
+        return LocalModel(model, load_device, offload_device)
+    patcher = model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+    if on_unload is not None:
+        on_detach = importlib.import_module("comfy.patcher_extension").CallbacksMP.ON_DETACH
+        # unpatch_all is False only when ComfyUI swaps a model for a clone of itself, which is no unload
+        patcher.add_callback(on_detach, lambda unloaded, unpatch_all: on_unload(unloaded) if unpatch_all else None)
+    return patcher
+
+
+@contextlib.contextmanager
+def model_on_device(managed):
+    """The networks of a `managed_model` on their load device for one stage.
+
+    Inside ComfyUI, `load_models_gpu` puts them there, first unloading or offloading other models if memory is
+    short, and they stay until ComfyUI needs the memory, as core models do. They are loaded whole
+    (`force_full_load`): the networks are plain torch modules, which cannot compute with part of their weights left
+    on the offload device. Outside ComfyUI they move there for the stage and back after it."""
+    if isinstance(managed, LocalModel):
+        moved = managed.load_device != managed.offload_device
+        if moved:
+            managed.model.to(managed.load_device)
+        try:
+            yield managed.model
+        finally:
+            if moved:
+                managed.model.to(managed.offload_device)
+                soft_empty_cache()
+        return
+    _model_management().load_models_gpu([managed], force_full_load=True)
+    yield managed.model
+
+
 # ---------------------------------------------------------------------------------------------- progress
+BAR_UPDATE_SECONDS = 0.1  # the bar is redrawn at most this often (each redraw is a websocket message)
+
+
+def check_interrupted() -> None:
+    """A cancel point: inside ComfyUI, raises its InterruptProcessingException once the user pressed Cancel."""
+    mm = _model_management()
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+
+
 class Progress:
-    """Counts work units; inside ComfyUI it drives the node's progress bar, whose update raises on Cancel."""
+    """Counts work units; inside ComfyUI it drives the node's progress bar. Every call is a cancel point."""
 
     def __init__(self, total: int):
         utils = _optional("comfy.utils")
         self.total = max(int(total), 1)
         self.done = 0
         self._bar = utils.ProgressBar(self.total) if utils is not None else None
+        self._drawn_at = -math.inf
 
     def __call__(self, done: int, total: int | None = None) -> None:
-        """Progress callback for `a2h_core`: `done` of `total` units finished."""
+        """Progress callback for `a2h_core`: `done` of `total` units finished. Raises on Cancel (the library's
+        loops call it often, so that Cancel stops them within a fraction of a second)."""
+        check_interrupted()
         if total is not None:
             self.total = max(int(total), 1)
         self.done = min(int(done), self.total)
-        if self._bar is not None:
+        now = time.monotonic()
+        if self._bar is not None and (self.done == self.total or now - self._drawn_at >= BAR_UPDATE_SECONDS):
+            self._drawn_at = now
             self._bar.update_absolute(self.done, self.total)
 
     def step(self, count: int = 1) -> None:

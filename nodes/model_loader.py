@@ -1,4 +1,9 @@
-"""Audio2Head model loader: weights from models/audio2head or the Hugging Face Hub, cached across runs.
+"""Audio2Head model loader: weights from models/audio2head or the Hugging Face Hub, under ComfyUI's model management.
+
+The networks are wrapped in ComfyUI's ModelPatcher (`comfy.managed_model`), as core models are: "Unload models",
+`/free` and low-VRAM offloading reach them. The pack keeps no copy ComfyUI cannot release: loaded networks are found
+again only while something holds them (a loader's cached output, or the most recent networks, kept for the
+all-in-one node until ComfyUI unloads them).
 
 The authors' checkpoint can be fetched from their Google Drive link, but only when the user picks that entry of the
 weights list (DOWNLOAD_CHOICE): nothing is ever downloaded silently."""
@@ -7,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,27 +56,31 @@ def _downloaded_weights() -> Path:
 
 @dataclass(frozen=True)
 class LoadedModels:
-    """The A2H_MODEL socket value: networks resting on the offload device, and where/how they compute."""
+    """The A2H_MODEL socket value: the networks in ComfyUI's model management, and how they compute."""
 
-    models: Audio2HeadModels  # eval-mode networks
-    load_device: torch.device  # device the stage nodes compute on
-    offload_device: torch.device  # device the weights wait on between runs
+    managed: object  # the eval-mode Audio2HeadModels in a ModelPatcher (comfy.managed_model): load/offload devices
     dtype: torch.dtype  # compute dtype
     source: str  # file path or hub id, for messages
 
+    @property
+    def models(self) -> Audio2HeadModels:
+        return self.managed.model
+
+    @property
+    def load_device(self) -> torch.device:
+        """Device the stage nodes compute on."""
+        return self.managed.load_device
+
+    @property
+    def offload_device(self) -> torch.device:
+        """Device the weights go to when ComfyUI unloads or offloads them."""
+        return self.managed.offload_device
+
     @contextlib.contextmanager
     def on_device(self):
-        """The networks on the load device for the duration of a stage; back on the offload device after."""
-        with _DEVICE_LOCK:
-            moved = self.load_device != self.offload_device
-            if moved:
-                self.models.to(self.load_device)
-            try:
-                yield self.models
-            finally:
-                if moved:
-                    self.models.to(self.offload_device)
-                    comfy.soft_empty_cache()
+        """The networks on the load device for the duration of a stage (see `comfy.model_on_device`)."""
+        with _DEVICE_LOCK, comfy.model_on_device(self.managed) as models:
+            yield models
 
     @contextlib.contextmanager
     def wrapper(self):
@@ -80,7 +90,20 @@ class LoadedModels:
 
 
 _DEVICE_LOCK = threading.RLock()  # one stage at a time moves a model between devices
-_CACHE: dict[tuple, Audio2HeadModels] = {}  # (source, hub file, revision, mtime, device) -> networks; newest only
+# (source, hub file, revision, mtime, load device, offload device) -> managed networks, while anything holds them
+_LOADED: weakref.WeakValueDictionary[tuple, object] = weakref.WeakValueDictionary()
+_RECENT: list = []  # the most recently used managed networks, until ComfyUI unloads them (for the all-in-one node)
+
+
+def _forget(managed) -> None:
+    """ComfyUI unloaded these networks ("Unload models", /free, or memory needed elsewhere): hold them no longer."""
+    if managed in _RECENT:
+        _RECENT.remove(managed)
+
+
+def managed_networks(models: Audio2HeadModels, load_device: torch.device, offload_device: torch.device):
+    """Networks handed to ComfyUI's model management (see `comfy.managed_model`)."""
+    return comfy.managed_model(models, load_device, offload_device, on_unload=_forget)
 
 
 def _resolve_device(choice: str) -> torch.device:
@@ -100,9 +123,11 @@ def _resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
 
 def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "auto", hub_repo_id: str = "",
                 hub_filename: str = "", hub_revision: str = "") -> LoadedModels:
-    """Load (or reuse) the networks for a loader's settings. Only the most recent model stays cached.
+    """Load the networks for a loader's settings, or reuse them while something holds them (see the module
+    docstring: the pack itself holds only the most recent ones, until ComfyUI unloads them).
 
-    Weights stay float32; a lower compute dtype runs under autocast (see Audio2HeadWrapper).
+    Weights stay float32; a lower compute dtype runs under autocast (see Audio2HeadWrapper). A Hub download shows
+    its progress on the node's bar.
     """
     device = _resolve_device(device_choice)
     dtype = _resolve_dtype(dtype_choice, device)
@@ -114,10 +139,10 @@ def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "
                                   f"file in 'weights' (put weight files in {comfy.model_dirs()[0]})")
         source: str | Path = hub_repo_id.strip()
         hub_args = {"filename": hub_filename.strip() or None, "revision": hub_revision.strip() or None}
-        key = (source, hub_args["filename"], hub_args["revision"], None, offload)
+        key = (source, hub_args["filename"], hub_args["revision"], None, device, offload)
     elif weights == DOWNLOAD_CHOICE:
         source = _downloaded_weights()
-        key = (str(source.resolve()), None, None, source.stat().st_mtime_ns, offload)
+        key = (str(source.resolve()), None, None, source.stat().st_mtime_ns, device, offload)
     else:
         path = comfy.model_file_path(weights)
         if path is None and weights == NO_FILES_CHOICE:
@@ -131,15 +156,18 @@ def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "
                 f"audio2head.pth.tar or a converted .safetensors) in {comfy.model_dirs()[0]} and refresh, or "
                 f"choose the Hugging Face Hub entry and give a repo id, or {_download_hint()}")
         source = path
-        key = (str(path.resolve()), None, None, path.stat().st_mtime_ns, offload)
-    models = _CACHE.get(key)
-    if models is None:
-        _CACHE.clear()  # free the previous model before loading another
+        key = (str(path.resolve()), None, None, path.stat().st_mtime_ns, device, offload)
+    managed = _LOADED.get(key)
+    if managed is None:
+        _RECENT.clear()  # the previous networks may go before these are read
         comfy.soft_empty_cache()
+        if hub_args:
+            hub_args["download_progress"] = comfy.Progress(1)  # bytes; the Hub reports the size with the first chunk
         with blame("weights"):
             models = load_models(source, device=offload, dtype=torch.float32, **hub_args)
-        _CACHE[key] = models
-    return LoadedModels(models, device, offload, dtype, str(source))
+        managed = _LOADED[key] = managed_networks(models, device, offload)
+    _RECENT[:] = [managed]
+    return LoadedModels(managed, dtype, str(source))
 
 
 def weight_choices() -> list[str]:

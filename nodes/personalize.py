@@ -14,7 +14,7 @@ from a2h_core.training.personalize import PersonalizeConfig, person_clip, person
 
 from . import comfy
 from .common import CATEGORY, blame, log, single_audio
-from .model_loader import LoadedModels
+from .model_loader import LoadedModels, managed_networks
 from .types import A2HModel, A2HPose
 
 _NAME = re.compile(r"^[\w][\w .-]{0,99}$")  # a plain file name: letters, digits, _ . - and spaces, no folders
@@ -86,8 +86,8 @@ class Audio2HeadPersonalize(io.ComfyNode):
         message = (f"saved {target.name}: held-out HE {result.before['he']:.4f} -> {result.after['he']:.4f}, "
                    f"HS* {result.before['hs_star']:.3f} -> {result.after['hs_star']:.3f}")
         log.info(message)
-        personal = LoadedModels(result.models.to(model.offload_device), model.load_device, model.offload_device,
-                                model.dtype, str(target))
+        personal = LoadedModels(managed_networks(result.models.to(model.offload_device), model.load_device,
+                                                 model.offload_device), model.dtype, str(target))
         return io.NodeOutput(personal, ui=ui.PreviewText(message))
 
 

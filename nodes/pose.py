@@ -5,6 +5,7 @@ from comfy_api.latest import io
 
 from a2h_core.io.image import prepare_source_image
 
+from . import comfy
 from .common import BATCH_POLICY, CATEGORY, blame, pose_ui, single_image
 from .types import A2HFeatures, A2HModel, A2HPose
 
@@ -50,5 +51,5 @@ class Audio2HeadPosePredictor(io.ComfyNode):
     def execute(cls, model, image, features) -> io.NodeOutput:
         source = source_tensor(image, model)
         with model.wrapper() as wrapper, blame("features"):
-            curve = wrapper.predict_poses(source, features)
+            curve = wrapper.predict_poses(source, features, progress=comfy.Progress(1))
         return io.NodeOutput(curve, ui=pose_ui(curve))

@@ -213,3 +213,24 @@ def test_features_command(tmp_path, capsys):
         assert args.func(args) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "f.npy"), extract_features(tmp_path / "speech.wav").values)
     assert "12 video frames" in capsys.readouterr().out
+
+
+def test_progress_follows_the_pitch_tracker_without_changing_the_features():
+    """progress(done, total) counts Harvest's channels and refinement chunks up to the total, after a few calls with
+    nothing done yet (the node's bar and its cancel points); the features are the same as without it, and an
+    exception raised in it stops the extraction."""
+    from a2h_devkit.speech import speech_like
+    signal = speech_like(2.0, 16000)
+    calls = []
+    followed = extract_features(signal, 16000, progress=lambda done, total: calls.append((done, total)))
+    np.testing.assert_array_equal(followed.values, extract_features(signal, 16000).values)
+    total = calls[-1][1]
+    assert calls[:3] == [(0, 1), (0, 1), (0, total)]  # after decoding, mel features, decimation
+    assert [done for done, _ in calls[3:]] == list(range(1, total + 1)) and {t for _, t in calls[2:]} == {total}
+
+    def stop(done, total):
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(signal, 16000, progress=stop)

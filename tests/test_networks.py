@@ -216,6 +216,28 @@ def test_pose_predictor_returns_one_more_pose_than_frames_and_is_causal(models, 
     assert not torch.allclose(other_audio[:, 1:], poses[:, 1:])
 
 
+def test_pose_predictor_embeds_long_audio_in_chunks_and_reports_every_step(models, image, monkeypatch):
+    """Audio embedded in chunks (cancel points for a long clip) gives the poses of one pass; progress sees the image
+    embedding, each chunk and each LSTM step, and an exception raised there stops the prediction."""
+    import a2h_core.modules.pose_predictor as pose_predictor
+    torch.manual_seed(7)
+    audio = torch.randn(1, 10, 4, 41)
+    with torch.no_grad():
+        whole = models.audio2pose(image, audio)
+        monkeypatch.setattr(pose_predictor, "AUDIO_EMBEDDING_CHUNK", 4)
+        calls = []
+        chunked = models.audio2pose(image, audio, progress=lambda done, total: calls.append((done, total)))
+        torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
+        assert calls == [(0, 10)] * 4 + [(t, 10) for t in range(1, 11)]  # image, 3 chunks, 10 steps
+
+        def stop(done, total):
+            if done == 3:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            models.audio2pose(image, audio, progress=stop)
+
+
 def test_pose_predictor_lstm_input_is_audio_then_previous_output(models, image):
     net = models.audio2pose
     torch.manual_seed(6)

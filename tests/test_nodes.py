@@ -135,16 +135,22 @@ def test_bf16_compute_keeps_float32_weights_and_close_results(weights, run_node,
     assert 0 < float((exact.value - approx.value).abs().max()) < 0.05
 
 
-def test_models_visit_the_load_device_per_stage_and_go_back(weights, monkeypatch, run_node, comfy_image):
-    """With ComfyUI's devices differing (GPU load device, CPU offload device) each stage moves the networks to the
-    load device and back, then empties the cache, also when the stage fails. Simulated with two CPU devices."""
+def test_outside_comfyui_models_visit_the_load_device_per_stage_and_go_back(weights, monkeypatch, run_node,
+                                                                            comfy_image):
+    """Without ComfyUI's model management (plain Python), each stage moves the networks to the load device and back,
+    then empties the cache, also when the stage fails. Simulated with two CPU devices. (Inside ComfyUI the model
+    management decides: tests/test_model_management.py.)"""
     fake = type(sys)("comfy.model_management")
     fake.get_torch_device = lambda: torch.device("cpu", 0)
     fake.unet_offload_device = lambda: torch.device("cpu")
     fake.soft_empty_cache = lambda: calls.append("empty")
     calls = []
     monkeypatch.setattr(model_loader.comfy, "_model_management", lambda: fake)
+    real_optional = model_loader.comfy._optional
+    monkeypatch.setattr(model_loader.comfy, "_optional",
+                        lambda name: None if name == "comfy.model_patcher" else real_optional(name))
     model = run_node("Audio2HeadModelLoader", weights=weights, device="auto", dtype="auto")[0]
+    assert isinstance(model.managed, model_loader.comfy.LocalModel)
     assert (model.load_device, model.offload_device, model.dtype) == (torch.device("cpu", 0), torch.device("cpu"),
                                                                        torch.float32)
     calls.clear()  # loading emptied the cache once

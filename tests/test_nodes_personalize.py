@@ -27,7 +27,7 @@ def models_dir(tmp_path, monkeypatch):
     torch.manual_seed(0)
     save_models(Audio2HeadModels(ModelConfig.reduced()), tmp_path / "base.safetensors")
     monkeypatch.setenv("AUDIO2HEAD_MODELS_DIR", str(tmp_path))
-    model_loader._CACHE.clear()
+    model_loader._RECENT.clear()
     return tmp_path
 
 

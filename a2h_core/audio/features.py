@@ -29,7 +29,7 @@ import python_speech_features
 import scipy.fft
 
 from a2h_core.audio.decode import normalise_peak, to_pcm16
-from a2h_core.audio.harvest import harvest
+from a2h_core.audio.harvest import Progress, harvest
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, FEATURE_SAMPLE_RATE, FPS, NUM_AUDIO_FEATURES
 from a2h_core.errors import Audio2HeadError
 from a2h_core.paths import atomic_output, checked_output_file
@@ -111,14 +111,18 @@ class AudioFeatures:
         return cls(values)
 
 
-def extract_features(source, sample_rate: int | None = None) -> AudioFeatures:
+def extract_features(source, sample_rate: int | None = None, progress: Progress | None = None) -> AudioFeatures:
     """The original's 41 features of any audio: a path, a ComfyUI AUDIO dict, or an array with `sample_rate`.
 
     See `a2h_core.audio.load_audio` for decoding, resampling and normalisation, and the module docstring for columns.
     Raises `Audio2HeadError` for audio shorter than one video frame (40 ms plus the 5 ms the last 25 ms window
-    reaches past it, `MIN_SAMPLES` at 16 kHz).
+    reaches past it, `MIN_SAMPLES` at 16 kHz). progress(done, total) follows the pitch tracker, which takes nearly
+    all the time (see `harvest`), and is called with (0, 1) after the decoding and after the mel features; an
+    exception raised in it stops the extraction.
     """
+    stop_point = progress or (lambda done, total: None)
     pcm = to_pcm16(source, sample_rate)
+    stop_point(0, 1)
     if pcm.size < MIN_SAMPLES:
         raise Audio2HeadError(
             f"The audio is {1000 * pcm.size / FEATURE_SAMPLE_RATE:.1f} ms long; at least "
@@ -126,9 +130,10 @@ def extract_features(source, sample_rate: int | None = None) -> AudioFeatures:
     signal = normalise_peak(pcm)
     del pcm  # not needed past here: let it go before Harvest, the peak of the memory use
     mfcc, filterbank = mel_features(signal)
+    stop_point(0, 1)
     if signal.any():
         f0, _ = harvest(signal, FEATURE_SAMPLE_RATE, frame_period=F0_FRAME_PERIOD_MS, f0_floor=F0_FLOOR_HZ,
-                        f0_ceil=F0_CEIL_HZ)
+                        f0_ceil=F0_CEIL_HZ, progress=progress)
     else:  # digital silence (normalise_peak warned): no voice anywhere; Harvest never has fewer rows than MFCC
         f0 = np.zeros(len(mfcc))
     voiced = (f0 != 0.0).astype(np.float64)

@@ -70,6 +70,7 @@ import collections
 import concurrent.futures
 import itertools
 import os
+from collections.abc import Callable
 
 import numpy as np
 import scipy.fft
@@ -125,6 +126,28 @@ _SMOOTHING_PAD = 300  # frames of zeros around the contour before smoothing
 _SMOOTHING_SETTLE = 1000  # frames of held input before/after a run after which the filter state is settled
 
 
+_REFINE_FRAMES_PER_CHUNK = 5000  # 1 ms frames refined per chunk: bounded memory, and a progress step (a cancel
+# point) every few tenths of a second
+
+Progress = Callable[[int, int], None]  # progress(done, total); may raise to stop
+
+
+class _StageProgress:
+    """Counts the steps of the slow stages and hands (done, total) to an optional callback."""
+
+    def __init__(self, progress: Progress | None, total: int):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def step(self) -> None:
+        self.done += 1
+        self.check()
+
+    def check(self) -> None:
+        """Report the count as it is: between the counted steps, a chance to stop."""
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total)
+
+
 def _workers() -> int:
     """Threads for the array work (numpy, scipy.fft and BLAS release the GIL)."""
     return max(1, min(4, os.cpu_count() or 1))
@@ -136,11 +159,14 @@ def num_frames(num_samples: int, fs: int, frame_period: float) -> int:
 
 
 def harvest(x: np.ndarray, fs: int, frame_period: float = 10.0, f0_floor: float = 71.0,
-            f0_ceil: float = 800.0) -> tuple[np.ndarray, np.ndarray]:
+            f0_ceil: float = 800.0, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """F0 contour of a mono signal, as ``pyworld.harvest(x, fs, f0_floor, f0_ceil, frame_period)``.
 
     Returns ``(f0, temporal_positions)``, both float64 of length ``num_frames(len(x), fs, frame_period)``: F0 in Hz
     (0 where unvoiced) and frame times in seconds (frame i at ``i * frame_period / 1000``).
+    progress(done, total), if given, counts the band-pass channels and then the refinement chunks, the two stages
+    that take nearly all the time (and once with 0 done after the decimation); an exception raised in it stops the
+    estimation there.
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < 2:
@@ -153,10 +179,10 @@ def harvest(x: np.ndarray, fs: int, frame_period: float = 10.0, f0_floor: float 
     fs = int(fs)
 
     if threadpool_limits is None:
-        basic_f0 = _harvest_basic(x, fs, f0_floor, f0_ceil)
+        basic_f0 = _harvest_basic(x, fs, f0_floor, f0_ceil, progress)
     else:
         with threadpool_limits(limits=1, user_api="blas"):
-            basic_f0 = _harvest_basic(x, fs, f0_floor, f0_ceil)
+            basic_f0 = _harvest_basic(x, fs, f0_floor, f0_ceil, progress)
     count = num_frames(x.size, fs, frame_period)
     temporal_positions = np.arange(count) * frame_period / 1000.0
     if frame_period == _BASIC_FRAME_PERIOD_MS:
@@ -169,20 +195,23 @@ def harvest(x: np.ndarray, fs: int, frame_period: float = 10.0, f0_floor: float 
 # Whole estimator at 1 ms
 # ---------------------------------------------------------------------------------------------------------------
 
-def _harvest_basic(x: np.ndarray, fs: int, f0_floor: float, f0_ceil: float) -> np.ndarray:
+def _harvest_basic(x: np.ndarray, fs: int, f0_floor: float, f0_ceil: float,
+                   progress: Progress | None = None) -> np.ndarray:
     boundary_f0 = _channel_frequencies(f0_floor, f0_ceil)
+
+    f0_length = num_frames(x.size, fs, _BASIC_FRAME_PERIOD_MS)
+    times = np.arange(f0_length) * _BASIC_FRAME_PERIOD_MS / 1000.0
+    report = _StageProgress(progress, boundary_f0.size - 2 + -(-f0_length // _REFINE_FRAMES_PER_CHUNK))
 
     ratio = max(min(int(_matlab_round(fs / _TARGET_FS)), 12), 1)
     actual_fs = fs / ratio
     y = _decimate_for_harvest(x, ratio)
     y = y - y.mean()
+    report.check()
 
-    f0_length = num_frames(x.size, fs, _BASIC_FRAME_PERIOD_MS)
-    times = np.arange(f0_length) * _BASIC_FRAME_PERIOD_MS / 1000.0
-
-    candidates = _official_candidates(y, actual_fs, boundary_f0, times, f0_floor, f0_ceil)
+    candidates = _official_candidates(y, actual_fs, boundary_f0, times, f0_floor, f0_ceil, report)
     candidates = _spread_candidates(candidates)
-    scores = _refine_candidates(y, actual_fs, times, candidates, f0_floor, f0_ceil)
+    scores = _refine_candidates(y, actual_fs, times, candidates, f0_floor, f0_ceil, report)
     _remove_unreliable_candidates(candidates, scores)
 
     contour = _best_candidate(candidates, scores)
@@ -232,7 +261,7 @@ def _decimate_for_harvest(x: np.ndarray, ratio: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------
 
 def _official_candidates(y: np.ndarray, fs: float, boundary_f0: np.ndarray, times: np.ndarray,
-                         f0_floor: float, f0_ceil: float) -> np.ndarray:
+                         f0_floor: float, f0_ceil: float, report: _StageProgress) -> np.ndarray:
     """Per frame, the mean F0 of each run of >= 10 neighbouring channels with an estimate: [frames, n]."""
     num_channels = boundary_f0.size
     frames = times.size
@@ -255,6 +284,7 @@ def _official_candidates(y: np.ndarray, fs: float, boundary_f0: np.ndarray, time
     # not computed: the runs start at the second channel, and an all-unvoiced last channel closes them.
     for channel_f0 in _channel_estimates(y, fs, boundary_f0, range(1, num_channels - 1), times, f0_floor, f0_ceil):
         add_channel(channel_f0)
+        report.step()
     add_channel(np.zeros(frames))
     return found[:, :found_count.max(initial=0)]
 
@@ -311,7 +341,8 @@ def _channel_estimates(y: np.ndarray, fs: float, boundary_f0: np.ndarray, channe
     # Channels run on a few threads (numpy and pocketfft release the GIL); results are consumed in order and at
     # most `workers` + 1 channels are in flight, so memory does not grow with the number of channels.
     workers = _workers()
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(workers)
+    try:
         pending = collections.deque()
         for row in range(len(channels)):
             pending.append(pool.submit(estimate, row))
@@ -319,6 +350,8 @@ def _channel_estimates(y: np.ndarray, fs: float, boundary_f0: np.ndarray, channe
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    finally:  # a consumer that stops early (a cancelled extraction) waits for the running channels only
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _nuttall(length: int) -> np.ndarray:
@@ -415,7 +448,7 @@ def _spread_candidates(candidates: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------
 
 def _refine_candidates(y: np.ndarray, fs: float, times: np.ndarray, candidates: np.ndarray, f0_floor: float,
-                       f0_ceil: float, frames_per_chunk: int = 20000) -> np.ndarray:
+                       f0_ceil: float, report: _StageProgress) -> np.ndarray:
     """Refine each candidate F0 (in place) from the instantaneous frequency of its harmonics; returns the scores.
 
     For a candidate at frame time t, WORLD windows the signal around t with a Blackman window of three candidate
@@ -424,9 +457,10 @@ def _refine_candidates(y: np.ndarray, fs: float, times: np.ndarray, candidates: 
     Frames are processed in chunks so that memory does not grow with the length of the signal.
     """
     scores = np.zeros_like(candidates)
-    for lo in range(0, candidates.shape[0], frames_per_chunk):
-        hi = min(lo + frames_per_chunk, candidates.shape[0])
+    for lo in range(0, candidates.shape[0], _REFINE_FRAMES_PER_CHUNK):
+        hi = min(lo + _REFINE_FRAMES_PER_CHUNK, candidates.shape[0])
         _refine_chunk(y, fs, times[lo:hi], candidates[lo:hi], f0_floor, f0_ceil, scores[lo:hi])
+        report.step()
     return scores
 
 

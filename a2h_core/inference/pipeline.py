@@ -98,7 +98,8 @@ class _StageTimer:
 def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | None = None,
              pose_curve: PoseCurve | None = None, out_path: str | Path | None = None,
              progress: Progress | None = None, sample_rate: int | None = None,
-             log: Callable[[str], None] | None = None, features: AudioFeatures | None = None) -> GenerateResult:
+             log: Callable[[str], None] | None = None, features: AudioFeatures | None = None,
+             check_cancel: Callable[[], None] | None = None) -> GenerateResult:
     """Animate `image` with `audio`.
 
     image: path, PIL image, uint8 array or ComfyUI IMAGE tensor (see image.load_image).
@@ -111,6 +112,8 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     log(message): told when each stage starts.
     features: the audio's features if already computed (the audio then only gives the soundtrack). Extracting them
         before the models are loaded keeps the two memory peaks apart, as the command line does.
+    check_cancel(): called often in the stages before rendering (feature extraction, pose prediction), which
+        `progress` does not follow; an exception raised in it cancels (rendering cancels through `progress`).
     """
     # Every argument is checked before anything slow runs: types, ranges, output paths, then the image.
     config = checked_config(config)
@@ -120,6 +123,7 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     if features is not None:
         require_frames(features)
     say = log or (lambda message: None)
+    cancel_point = (lambda done, total: check_cancel()) if check_cancel is not None else None
     timer = _StageTimer()
     wrapper = Audio2HeadWrapper(models, device=config.device, dtype=config.dtype)
     inputs = [source for source in (image, audio) if is_audio_path(source)]
@@ -143,13 +147,13 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     else:
         if features is None:
             say("extracting audio features")
-            features = timer.run("features", extract_features, audio, sample_rate)
+            features = timer.run("features", extract_features, audio, sample_rate, cancel_point)
         soundtrack = load_soundtrack(audio, sample_rate) if out_path is not None else None
     num_frames = require_frames(features)
 
     if pose_curve is None:
         say(f"predicting head poses for {num_frames} frames")
-        poses = timer.run("poses", wrapper.predict_poses, source, features)
+        poses = timer.run("poses", wrapper.predict_poses, source, features, cancel_point)
     else:
         poses = pose_curve.for_video(num_frames)
     kp_source = timer.run("source keypoints", wrapper.source_keypoints, source)

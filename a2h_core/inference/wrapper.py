@@ -175,11 +175,13 @@ class Audio2HeadWrapper:
         return self._input(source)
 
     # --------------------------------------------------------------------------------------------------------- stages
-    def predict_poses(self, source: torch.Tensor, features: AudioFeatures) -> PoseCurve:
-        """Head poses from the source image and the audio: num_frames + 1 poses (pose 0 from the image alone)."""
+    def predict_poses(self, source: torch.Tensor, features: AudioFeatures,
+                      progress: Progress | None = None) -> PoseCurve:
+        """Head poses from the source image and the audio: num_frames + 1 poses (pose 0 from the image alone).
+        progress(done, total) counts frames (see HeadPosePredictor.forward); an exception raised in it cancels."""
         audio = torch.from_numpy(frame_audio(features)).unsqueeze(0)
         with self._compute():
-            normalised = self.models.audio2pose(self._source(source), self._input(audio))
+            normalised = self.models.audio2pose(self._source(source), self._input(audio), progress=progress)
         # De-normalised on the CPU in float32, as the original does in numpy.
         poses = denormalize_poses(normalised[0].float().cpu().numpy())
         return PoseCurve(values=poses.astype(np.float64), fps=float(FPS))

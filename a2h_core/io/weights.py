@@ -16,13 +16,14 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import hf_hub_download
+from huggingface_hub.utils import tqdm as hub_tqdm
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -405,9 +406,54 @@ def _weights_in_folder(folder: Path) -> Path:
     return candidates[0]
 
 
-def _download_from_hub(repo_id: str, filename: str, revision: str | None) -> Path:
+DownloadProgress = Callable[[int, int], None]  # (bytes done, bytes in all; 0 when unknown); may raise to stop
+
+
+class _ProgressRaised(BaseException):
+    """Carries an exception raised by a progress callback through huggingface_hub, which would wrap an Exception."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(error)
+        self.error = error
+
+
+def _reporting_tqdm(progress: DownloadProgress) -> type[hub_tqdm]:
+    """A huggingface_hub progress-bar class (the console bar stays as it is) that also reports the bytes received
+    to `progress`."""
+
+    class ReportingTqdm(hub_tqdm):
+        def __init__(self, *args, initial: int = 0, total: int | None = None, **kwargs):
+            super().__init__(*args, initial=initial, total=total, **kwargs)
+            self.bytes_done, self.bytes_total = initial, total or 0  # counted here: a disabled tqdm counts nothing
+
+        def update(self, n=1):
+            result = super().update(n)
+            self.bytes_done += n or 0
+            try:
+                progress(self.bytes_done, self.bytes_total)
+            except BaseException as error:
+                raise _ProgressRaised(error) from None
+            return result
+
+        # With these two, a Xet download (hf_xet) uses this one bar for the bytes written instead of opening a second
+        # bar for the network bytes, which would report a different count to `progress`.
+        def update_transfer(self, n):
+            pass
+
+        def set_transfer_postfix_str(self, text, refresh=True):
+            pass
+
+    return ReportingTqdm
+
+
+def _download_from_hub(repo_id: str, filename: str, revision: str | None,
+                       progress: DownloadProgress | None = None) -> Path:
     try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))
+        # tqdm_class is huggingface_hub's one hook into a download's progress; a plain load calls it as before
+        reporting = {"tqdm_class": _reporting_tqdm(progress)} if progress is not None else {}
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, **reporting))
+    except _ProgressRaised as stop:  # e.g. the user cancelled: not a download error
+        raise stop.error from None
     except Exception as exc:  # network, authentication, missing repo/file, offline mode: all end the same way
         offline = " Offline mode is on (HF_HUB_OFFLINE) and the file is not in the Hub cache." \
             if hub_constants.HF_HUB_OFFLINE else ""
@@ -447,8 +493,8 @@ def _read_original_cached(original: Path, config: ModelConfig) -> tuple[dict[str
     return tensors, metadata
 
 
-def _read_weights(source: str | Path, config: ModelConfig, revision: str | None,
-                  filename: str | None) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
+def _read_weights(source: str | Path, config: ModelConfig, revision: str | None, filename: str | None,
+                  progress: DownloadProgress | None) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
     """Tensors, metadata and a description of where they came from, for any kind of source."""
     if not isinstance(source, (str, os.PathLike)) or not str(source).strip():
         raise Audio2HeadError(f"The weights source must be a file or folder path or a Hub repo id 'owner/name', got "
@@ -459,7 +505,7 @@ def _read_weights(source: str | Path, config: ModelConfig, revision: str | None,
     if not path.exists():
         if isinstance(source, str) and _HUB_REPO_ID.match(source) and not _is_original(path) \
                 and path.suffix != SAFETENSORS_SUFFIX:
-            path = _download_from_hub(source, filename or DEFAULT_FILENAME, revision)
+            path = _download_from_hub(source, filename or DEFAULT_FILENAME, revision, progress)
             origin = f"{path} (Hub repo {source!r})"
             if _is_original(path):  # the Hub cache is no place for our own files: convert in memory
                 tensors, metadata = _convert(path, config)
@@ -534,8 +580,8 @@ def save_models(models: Audio2HeadModels, path: str | Path, metadata: Mapping[st
 
 
 def load_models(source: str | Path, *, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32,
-                config: ModelConfig | None = None, revision: str | None = None,
-                filename: str | None = None) -> Audio2HeadModels:
+                config: ModelConfig | None = None, revision: str | None = None, filename: str | None = None,
+                download_progress: DownloadProgress | None = None) -> Audio2HeadModels:
     """The four networks with validated weights, in eval mode, on `device` in `dtype`, gradients off.
 
     source: a .safetensors file; a folder holding one weights file; the authors' original .pth.tar (converted once
@@ -543,10 +589,12 @@ def load_models(source: str | Path, *, device: str | torch.device = "cpu", dtype
     repo id "owner/name" (`filename` defaults to "audio2head.safetensors"; `revision` picks a branch, tag or
     commit; HF_HUB_OFFLINE and the Hub cache are honoured). `config` defaults to the one the file declares in its
     metadata: the reduced test widths for files written with `ModelConfig.reduced()`, else the published model.
+    download_progress(bytes done, bytes in all or 0) follows a Hub download; an exception raised in it stops the
+    download (huggingface_hub resumes it next time).
     """
     dtype, device = parse_dtype(dtype), parse_device(device)
     tensors, metadata, origin = _read_weights(source, config or ModelConfig.published(), revision or None,
-                                              filename or None)
+                                              filename or None, download_progress)
     config = config or _declared_config(metadata)
     validate_state_dict(tensors, config, source=origin, metadata=metadata)
     # Built on the meta device and given the loaded tensors themselves: no random init, no second copy in memory.

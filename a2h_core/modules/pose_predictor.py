@@ -7,11 +7,16 @@ concatenated with the previous step's output, so a clip of T frames gives T+1 po
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES, POSE_MAX, POSE_MIN, ModelConfig
 from a2h_core.modules.resnet import ResNet34Encoder
+
+AUDIO_EMBEDDING_CHUNK = 64  # frames whose audio is embedded per pass: a long clip reaches a cancel point every
+# fraction of a second on a CPU at the published widths (a shorter clip is embedded in one pass, as before)
 
 
 def _pose_range(poses):
@@ -48,14 +53,26 @@ class HeadPosePredictor(nn.Module):
         self.lstm = nn.LSTM(2 * cfg.embedding_dim, cfg.lstm_hidden, num_layers=cfg.lstm_layers, batch_first=True)
         self.output = nn.Linear(cfg.lstm_hidden, cfg.pose_dim)
 
-    def forward(self, source_image: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """source_image [B, 3, 256, 256] in 0..1, audio [B, T, 4, 41] -> normalised poses [B, T+1, 6]."""
+    def forward(self, source_image: torch.Tensor, audio: torch.Tensor,
+                progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """source_image [B, 3, 256, 256] in 0..1, audio [B, T, 4, 41] -> normalised poses [B, T+1, 6].
+
+        progress(done, total), if given, is called with (0, T) after the image embedding and each chunk of audio
+        embeddings, and with (t, T) after LSTM step t: a long clip runs for minutes on a CPU, and an exception raised
+        there stops it.
+        """
         batch, frames = audio.shape[:2]
         previous = self.em_img(source_image)  # [B, E]; the image embedding stands in for the "previous output"
-        # All frames' audio embeddings at once; only the LSTM recursion is sequential.
-        audio_embedding = self.em_audio(
-            audio.reshape(batch * frames, 1, FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES)
-        ).reshape(batch, frames, self.embedding_dim)
+        if progress is not None:
+            progress(0, frames)
+        # The frames' audio embeddings in a few passes; only the LSTM recursion is sequential.
+        flat_audio = audio.reshape(batch * frames, 1, FEATURE_ROWS_PER_FRAME, NUM_AUDIO_FEATURES)
+        chunks = []
+        for first in range(0, len(flat_audio), AUDIO_EMBEDDING_CHUNK):
+            chunks.append(self.em_audio(flat_audio[first:first + AUDIO_EMBEDDING_CHUNK]))
+            if progress is not None:
+                progress(0, frames)
+        audio_embedding = torch.cat(chunks).reshape(batch, frames, self.embedding_dim)
         poses = [self.output(previous)]
         state = None  # zero initial state
         for t in range(frames):
@@ -63,4 +80,6 @@ class HeadPosePredictor(nn.Module):
             hidden, state = self.lstm(step_input, state)
             previous = hidden[:, 0]
             poses.append(self.output(previous))
+            if progress is not None:
+                progress(t + 1, frames)
         return torch.stack(poses, dim=1)
