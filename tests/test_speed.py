@@ -214,3 +214,33 @@ def test_gpu_benchmark_runs_in_cpu_mode(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "frames/s" in out and "fp32" in out and "peak memory" in out
     assert (tmp_path / "r.json").is_file()
+
+
+def test_gpu_frames_are_handed_over_one_batch_late(models, source, monkeypatch):
+    """The pinned-buffer path (GPU only) with its copy and event stood in for: each batch is yielded after the next
+    one has been started, once its copy is done, and the frames are those of the direct path."""
+    wrapper = Audio2HeadWrapper(models)
+    kp_source = wrapper.source_keypoints(source)
+    kp = Keypoints(kp_source.value + 0.03 * torch.randn(5, *kp_source.value.shape[1:]),
+                   kp_source.jacobian.expand(5, -1, -1, -1))
+    direct = list(wrapper.render_frames(source, kp_source, kp, batch_size=2))
+    started, waited = [], []
+
+    class CopyDone:
+        def __init__(self, index):
+            self.index = index
+
+        def synchronize(self):
+            waited.append((self.index, len(started)))
+
+    def to_host(frames):
+        started.append(len(frames))
+        return frames.clone(), CopyDone(len(started) - 1)
+
+    monkeypatch.setattr(wrapper, "_pinned", True)
+    monkeypatch.setattr(wrapper, "_to_host", to_host)
+    late = list(wrapper.render_frames(source, kp_source, kp, batch_size=2))
+    assert started == [2, 2, 1]
+    assert waited == [(0, 2), (1, 3), (2, 3)]  # batch 0 waited for after batch 1 started, ...
+    for ours, reference in zip(late, direct, strict=True):
+        np.testing.assert_array_equal(ours, reference)

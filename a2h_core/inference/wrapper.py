@@ -280,21 +280,25 @@ class Audio2HeadWrapper:
                 )["prediction"][:count]
             # float32 * 255 truncated to uint8, as the original's numpy astype.
             frames = (prediction.float() * 255).to(torch.uint8).permute(0, 2, 3, 1)
-            if not self._pinned:
-                pending = (frames.cpu(), None)
-            else:
-                host = torch.empty(frames.shape, dtype=torch.uint8, pin_memory=True)
-                host.copy_(frames, non_blocking=True)
-                copied = torch.cuda.Event()
-                copied.record()
+            if self._pinned:  # hand over the previous batch while this one computes and copies
+                current = self._to_host(frames)
                 if pending is not None:
                     done = yield from self._hand_over(pending, done, total, progress)
-                pending = (host, copied)
-                continue
-            done = yield from self._hand_over(pending, done, total, progress)
-            pending = None
+                pending = current
+            else:
+                done = yield from self._hand_over((frames.cpu(), None), done, total, progress)
         if pending is not None:
             yield from self._hand_over(pending, done, total, progress)
+
+    @staticmethod
+    def _to_host(frames: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event]:
+        """Start copying GPU frames into a pinned host buffer (from PyTorch's caching host allocator, so buffers
+        are reused); returns the buffer and the event that marks the copy's end."""
+        host = torch.empty(frames.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(frames, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        return host, copied
 
     @staticmethod
     def _hand_over(pending: tuple, done: int, total: int | None, progress: Progress | None):
