@@ -112,11 +112,20 @@ def stages(wrapper: Audio2HeadWrapper, source, features, curve) -> tuple[dict, o
     kp_source = wrapper.source_keypoints(source)
     synchronize(wrapper.device)
     seconds["source keypoints"] = time.perf_counter() - start
+    reset_peak(wrapper.device)
     start = time.perf_counter()
     kp_driving = wrapper.driving_keypoints(source, features, curve)
     synchronize(wrapper.device)
     seconds["motion field (all windows)"] = time.perf_counter() - start
+    print(f"  motion field, {wrapper.windows_per_pass} windows per pass: peak memory {peak_mb(wrapper.device):.0f} MB",
+          flush=True)
     return seconds, kp_source, kp_driving
+
+
+def clip_frames(wrapper: Audio2HeadWrapper, source, features: AudioFeatures, curve: PoseCurve) -> np.ndarray:
+    """Every frame of a (short) clip: motion field and generator on the wrapper's device."""
+    _, kp_source, kp_driving = stages(wrapper, source, features, curve)
+    return render(wrapper, source, kp_source, kp_driving, 8)[0]
 
 
 def main() -> None:
@@ -155,12 +164,11 @@ def main() -> None:
         del original
     source, _ = prepare_source_image(image, size=config.image_size)
 
+    # Fidelity clip: the first frames as a clip of their own, rendered on the CPU and on the device alike.
+    short = AudioFeatures(features.values[: args.reference_frames * 4])
     reference = None
     if args.reference_frames and device.type != "cpu":
-        cpu = Audio2HeadWrapper(models, device="cpu")
-        _, kp_source, kp_driving = stages(cpu, source, AudioFeatures(features.values[: args.reference_frames * 4]),
-                                          curve)
-        reference, _ = render(cpu, source, kp_source, kp_driving, 8)
+        reference = clip_frames(Audio2HeadWrapper(models, device="cpu"), source, short, curve)
     fp32_frames = None
     batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
     for dtype in args.dtypes.split(","):
@@ -186,7 +194,7 @@ def main() -> None:
         if dtype == "fp32":
             fp32_frames = frames
             if reference is not None:
-                difference = np.abs(frames[: len(reference)].astype(np.int16) - reference)
+                difference = np.abs(clip_frames(wrapper, source, short, curve).astype(np.int16) - reference)
                 entry["vs_cpu_fp32"] = {"max": int(difference.max()), "share": float((difference > 0).mean())}
         elif fp32_frames is not None:
             entry["psnr_vs_fp32"] = psnr(frames, fp32_frames)
