@@ -122,10 +122,11 @@ def test_batched_motion_windows_equal_one_window_per_pass(models, source):
 
 def test_batch_sizes_per_device():
     assert default_batch_size(torch.device("cpu"), torch.float32, 256) == CPU_BATCH_SIZE
-    assert batch_for_memory(200e9, 220 * 2**20) == acceleration.CUDA_MAX_BATCH_SIZE  # capped
+    per_frame = acceleration.GENERATOR_BYTES_PER_FRAME_256
+    assert batch_for_memory(200e9, per_frame) == acceleration.CUDA_MAX_BATCH_SIZE  # capped
     assert batch_for_memory(10e9, 220 * 2**20) == 24  # 0.6 * 10 GB / 220 MiB = 26, down to a multiple of 8
     assert batch_for_memory(1e9, 220 * 2**20) == 2
-    assert batch_for_memory(1e6, 220 * 2**20) == 1  # always at least one frame
+    assert batch_for_memory(1e6, per_frame) == 1  # always at least one frame
 
 
 def test_pipeline_default_batch_and_settings(models, source):

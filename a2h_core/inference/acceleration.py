@@ -1,11 +1,12 @@
 """Inference speed: the networks as they run (batch norm folded, channels-last, optionally compiled), generator
-batch sizes per device, and a background thread for the video encoder.
+batch sizes and motion-field windows per pass per device, and a background thread for the video encoder.
 
-Defaults per device, chosen from `tools/bench_levers.py` (README "Speed"):
-- CPU: batch norm folded, channels-last generator, no `torch.compile` (measured: compiling takes minutes for a few
-  percent), generator batch 4, one motion-field window per pass;
-- CUDA: the same view, batches sized from the free GPU memory, all motion-field windows of up to
-  `CUDA_WINDOWS_PER_PASS` per pass; `compile="max-autotune"` on request (CUDA graphs for the fixed-shape generator).
+Defaults per device (measured on the CPU with tools/bench_levers.py; README "Speed"):
+- CPU: batch norm folded, channels-last generator, no `torch.compile`, generator batch `CPU_BATCH_SIZE`, one
+  motion-field window per pass;
+- CUDA: the same view, generator batches sized from the free GPU memory, up to `CUDA_WINDOWS_PER_PASS` motion-field
+  windows per pass, `compile="max-autotune"` on request (CUDA graphs for the fixed-shape generator). The GPU
+  figures are pending a GPU (tools/bench_gpu.py measures them).
 """
 from __future__ import annotations
 
@@ -24,13 +25,18 @@ from a2h_core.modules.folding import fold_batch_norm, weights_version
 from a2h_core.modules.models import Audio2HeadModels
 
 COMPILE_MODES = ("off", "default", "max-autotune")  # torch.compile settings `compile` accepts
-CPU_BATCH_SIZE = 4  # generator frames per pass on a CPU: batch 2-16 within noise (bench_levers), 4 keeps memory low
+CPU_BATCH_SIZE = 8  # generator frames per pass on a CPU: 2.1x batch 1's throughput, 1.16x batch 4's (bench_levers)
 CUDA_MAX_BATCH_SIZE = 256  # cap of the free-memory rule on a GPU: beyond it the throughput no longer grows
 CUDA_WINDOWS_PER_PASS = 8  # motion-field windows per pass on a GPU (each 64 frames)
-# Peak activation memory of one generator frame at 256x256 in fp32, measured with the CUDA caching allocator
-# (tools/bench_gpu.py prints it); scaled by (image_size / 256)^2 and halved for fp16/bf16.
-GENERATOR_BYTES_PER_FRAME_256 = 220 * 2**20
+# Activation memory budgeted per generator frame at 256x256 in fp32: an estimate, about twice the largest tensors
+# alive at once (the 2x-upsampled 128 x 256 x 256 map, the convolution's 64 x 256 x 256 output and its ReLU: 64 MiB),
+# to be replaced by the peak tools/bench_gpu.py measures on a GPU. Scaled by (image_size / 256)^2, halved in fp16/bf16.
+GENERATOR_BYTES_PER_FRAME_256 = 128 * 2**20
 _FREE_MEMORY_SHARE = 0.6  # share of the free GPU memory the generator batch may use
+# Activation memory budgeted per 64-frame motion-field window in fp32: an estimate (the 3-D hourglass's largest
+# maps, 128 x 64 x 64 x 64 upsampled and its neighbours, ~0.5 GiB), to be replaced by bench_gpu's measured peak.
+MOTION_WINDOW_BYTES = 512 * 2**20
+_WINDOW_MEMORY_SHARE = 0.2  # share of the free GPU memory the motion-field windows may use (taken before the generator)
 
 _views: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # models -> (weights version, options, view)
 
@@ -133,8 +139,12 @@ def batch_for_memory(free_bytes: float, bytes_per_frame: float) -> int:
 
 
 def default_windows_per_pass(device: torch.device) -> int:
-    """Motion-field windows batched into one pass: several on a GPU, one on a CPU (no gain measured there)."""
-    return CUDA_WINDOWS_PER_PASS if device.type == "cuda" else 1
+    """Motion-field windows batched into one pass: one on a CPU; on a GPU up to CUDA_WINDOWS_PER_PASS, as many as
+    fit in `_WINDOW_MEMORY_SHARE` of the free memory."""
+    if device.type != "cuda":
+        return 1
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, min(CUDA_WINDOWS_PER_PASS, int(free * _WINDOW_MEMORY_SHARE // MOTION_WINDOW_BYTES)))
 
 
 class BackgroundConsumer:
