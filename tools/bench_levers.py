@@ -1,6 +1,6 @@
 """The CPU speed levers one at a time, on the published-width networks with random weights.
 
-    python tools/bench_levers.py [--levers layout,fold,batch,threads,aligned,windows,compile,encoder]
+    python tools/bench_levers.py [--levers layout,fold,fold-motion,batch,threads,aligned,windows,compile,encoder]
                                  [--frames 16] [--rounds 3] [--batch-size 4]
 
 Each lever's variants are timed in interleaved rounds (A B A B ...) and the fastest round of each is kept, so a
@@ -11,6 +11,7 @@ lever's first variant. The CPU's instruction set is printed first: figures from 
 Levers:
 - layout:  the generator's tensors NCHW vs channels-last (batch norm unfolded, as before folding existed);
 - fold:    channels-last generator with batch norm unfolded vs folded into the convolutions (fold_batch_norm);
+- fold-motion: the same for the motion field generator (3-D hourglass), per window;
 - batch:   generator frames per pass, 1 / 2 / 4 / 8 / 16 (folded, channels-last);
 - threads: torch threads, 1 vs all cores;
 - aligned: the motion field generator with its weights as safetensors loads them vs copied to fresh (aligned) memory;
@@ -111,7 +112,7 @@ def window_inputs(models: Audio2HeadModels, windows: int, seed: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--levers", default="layout,fold,batch,threads,aligned,windows,compile,encoder")
+    parser.add_argument("--levers", default="layout,fold,fold-motion,batch,threads,aligned,windows,compile,encoder")
     parser.add_argument("--frames", type=int, default=16, help="generator frames per measurement (default 16)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--batch-size", type=int, default=4, help="generator batch of the other levers (default 4)")
@@ -149,7 +150,7 @@ def main() -> None:
 
         report("threads", measure(with_threads, args.rounds, {"1 thread": 1, f"{cores} threads": cores},
                                   args.frames), "frame")
-    if "aligned" in levers or "windows" in levers:
+    if any(lever in levers for lever in ("aligned", "windows", "fold-motion")):
         with tempfile.TemporaryDirectory() as folder:
             from safetensors.torch import save_file
 
@@ -172,6 +173,9 @@ def main() -> None:
             aligned = copy.deepcopy(loaded)  # deepcopy allocates every tensor afresh
             variants = {"as loaded (safetensors)": (loaded, 1), "copied (aligned)": (aligned, 1)}
             report("aligned", measure(windows_run, args.rounds, variants, 2), "window")
+        if "fold-motion" in levers:
+            variants = {"unfolded batch norm": (loaded, 1), "folded batch norm": (fold_batch_norm(loaded), 1)}
+            report("fold-motion", measure(windows_run, args.rounds, variants, 2), "window")
         if "windows" in levers:
             network = fold_batch_norm(loaded)
             report("windows", measure(windows_run, args.rounds, {"1 window per pass": (network, 1),
