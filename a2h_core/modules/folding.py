@@ -57,7 +57,8 @@ def fold_batch_norm(network: nn.Module) -> nn.Module:
 def weights_version(network: nn.Module) -> tuple:
     """Changes whenever a parameter or buffer of `network` is replaced or modified in place (optimizer steps,
     load_state_dict, `.to()`): the key under which a folded view stays valid."""
-    return tuple((id(tensor), tensor._version) for tensor in (*network.parameters(), *network.buffers()))
+    return tuple((id(tensor), tensor._version, tensor.device, tensor.dtype, tensor.data_ptr())
+                 for tensor in (*network.parameters(), *network.buffers()))
 
 
 def _fold(module: nn.Module, conv_name: str, norm_name: str) -> None:
