@@ -35,7 +35,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--crop", default="auto", metavar="auto|none|X,Y,W,H",
                         help="crop of rows without their own crop (default auto)")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help=f"frames per generator pass, 1 to {MAX_BATCH_SIZE} (default: 8 on a CPU, from the free "
+                        help=f"frames per generator pass, 1 to {MAX_BATCH_SIZE} (default: 4 on a CPU, from the free "
                              "memory on a GPU)")
     parser.add_argument("--watermark", metavar="TEXT", help="visible mark on every frame (see generate)")
     parser.add_argument("--threads", type=int, metavar="N",

@@ -37,7 +37,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                         help="compute precision: fp32 (default); bf16 on a GPU, or on a CPU with native bf16 "
                              "(AVX512-BF16 or AMX), refused on other CPUs; fp16 on a GPU only")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help=f"frames rendered per forward pass, 1 to {MAX_BATCH_SIZE} (default: 8 on a CPU; on a "
+                        help=f"frames rendered per forward pass, 1 to {MAX_BATCH_SIZE} (default: 4 on a CPU; on a "
                              "GPU as many as fit in the free memory)")
     parser.add_argument("--compile", default="off", choices=COMPILE_MODES,
                         help="torch.compile the generator: off (default), default, or max-autotune (CUDA graphs on a "

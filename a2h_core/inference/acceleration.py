@@ -25,7 +25,7 @@ from a2h_core.modules.folding import fold_batch_norm, weights_version
 from a2h_core.modules.models import Audio2HeadModels
 
 COMPILE_MODES = ("off", "default", "max-autotune")  # torch.compile settings `compile` accepts
-CPU_BATCH_SIZE = 8  # generator frames per pass on a CPU: 2.1x batch 1's throughput, 1.16x batch 4's (bench_levers)
+CPU_BATCH_SIZE = 4  # generator frames per pass on a CPU: batches 1-4 within 4 %, 1.10x batch 8 (bench_levers, quiet)
 CUDA_MAX_BATCH_SIZE = 256  # cap of the free-memory rule on a GPU: beyond it the throughput no longer grows
 CUDA_WINDOWS_PER_PASS = 8  # motion-field windows per pass on a GPU (each 64 frames)
 # Activation memory budgeted per generator frame at 256x256 in fp32: an estimate, about twice the largest tensors

@@ -42,7 +42,7 @@ class PipelineConfig:
 
     device: str | torch.device | None = None  # "cpu", "cuda", "cuda:1", "mps"; None keeps the models where they are
     dtype: str | torch.dtype = "fp32"  # compute precision: "fp32", "bf16" (CPU or GPU autocast) or "fp16" (GPU)
-    batch_size: int | None = None  # frames the warping generator renders per forward pass (None: per device, 8 on a
+    batch_size: int | None = None  # frames the warping generator renders per forward pass (None: per device, 4 on a
     # CPU, sized from the free memory on a GPU; see inference.acceleration)
     compile: str = "off"  # "off", "default" or "max-autotune": torch.compile the generator (GPU throughput; falls
     # back to eager with a warning where it cannot compile)
