@@ -111,10 +111,12 @@ def shared_setup(root: Path, frames: int, seed: int):
 
 
 def run_original_video_stage(root: Path, original: dict, image: torch.Tensor, features: AudioFeatures,
-                             curve: PoseCurve) -> tuple[np.ndarray, float]:
+                             curve: PoseCurve, device: str | torch.device = "cpu") -> tuple[np.ndarray, float]:
     """The original's loop after pose prediction, on its own modules: every 64-frame window drawn with its own
     `draw_annotation_box` into float64 images, the keypoint detector and the motion field generator once per window,
-    the generator once per frame, `(prediction * 255).astype(np.uint8)`. Returns (frames, seconds)."""
+    the generator once per frame, `(prediction * 255).astype(np.uint8)`. Returns (frames, seconds).
+
+    device: where the original's modules are (moved there by the caller); the inputs are moved there too."""
     inference = import_original(root).inference
     start_time = time.perf_counter()
     audio_feature = features.values
@@ -136,8 +138,9 @@ def run_original_video_stage(root: Path, original: dict, image: torch.Tensor, fe
             window_poses.append(canvas)
         windows_audio.append(window_audio)
         windows_poses.append(window_poses)
-    audio_windows = torch.from_numpy(np.array(windows_audio, dtype=np.float32)).unsqueeze(0)
-    pose_windows = torch.from_numpy(np.array(windows_poses, dtype=np.float32)).unsqueeze(0)
+    audio_windows = torch.from_numpy(np.array(windows_audio, dtype=np.float32)).unsqueeze(0).to(device)
+    pose_windows = torch.from_numpy(np.array(windows_poses, dtype=np.float32)).unsqueeze(0).to(device)
+    image = image.to(device)
 
     # Like the original: no torch.no_grad(), gradients are tracked and dropped with `.data`.
     out = []

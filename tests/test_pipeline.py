@@ -127,8 +127,9 @@ def test_frame_poses_holds_the_last_pose():
 def test_driving_keypoints_equal_the_original_loop(models, source):
     # 70 frames: two windows, the second padded past the clip's end.
     features, curve = _features(70), _poses(71)
-    reference = _reference_keypoints(models, source, features, curve)
-    ours = Audio2HeadWrapper(models).driving_keypoints(source, features, curve)
+    wrapper = Audio2HeadWrapper(models)
+    reference = _reference_keypoints(wrapper.networks, source, features, curve)  # the networks the wrapper runs
+    ours = wrapper.driving_keypoints(source, features, curve)
     assert len(ours) == len(reference) == 70
     # Exact: the same network instance runs the same windows (same inputs, same shapes) on both sides, so only the
     # bookkeeping of windows and rows could make a difference.
@@ -139,7 +140,7 @@ def test_driving_keypoints_equal_the_original_loop(models, source):
 def test_frames_equal_the_original_per_frame_rendering(models, source):
     wrapper = Audio2HeadWrapper(models)
     kp_driving = wrapper.driving_keypoints(source, _features(7), _poses(8))
-    reference = _reference_frames(models, source, kp_driving)
+    reference = _reference_frames(wrapper.networks, source, kp_driving)
     kp_source = wrapper.source_keypoints(source)
     one_by_one = np.concatenate(list(wrapper.render_frames(source, kp_source, kp_driving, batch_size=1)))
     assert one_by_one.shape == (7, 256, 256, 3) and one_by_one.dtype == np.uint8
@@ -174,7 +175,7 @@ def test_streaming_equals_all_at_once(models, source, monkeypatch):
     chunks = list(wrapper.iter_driving_keypoints(source, features, curve))
     assert [len(c) for c in chunks] == [48, 4]
     all_keypoints = Keypoints.cat(chunks)
-    monkeypatch.setattr(models.generator, "forward", _cheap_generator)
+    monkeypatch.setattr(wrapper.networks.generator, "forward", _cheap_generator)
     at_once = list(wrapper.render_frames(source, kp_source, all_keypoints, batch_size=5))
     streamed = list(wrapper.render_frames(source, kp_source, iter(chunks), batch_size=5, total=52))
     assert [len(b) for b in streamed] == [5] * 10 + [2]  # batches cross the window boundary
@@ -189,7 +190,7 @@ def test_frames_are_truncated_not_rounded(models, source, monkeypatch):
     def fake_generator(source_image, source_features, kp_source, kp_driving):
         return {"prediction": values.view(1, 1, 1, -1).expand(len(kp_driving), 3, 1, -1)}
 
-    monkeypatch.setattr(models.generator, "forward", fake_generator)
+    monkeypatch.setattr(wrapper.networks.generator, "forward", fake_generator)
     kp = Keypoints(torch.zeros(3, 10, 2), torch.eye(2).repeat(3, 10, 1, 1))
     frames = np.concatenate(list(wrapper.render_frames(source, kp[:1], kp, batch_size=2)))
     expected = (values.numpy().astype(np.float32) * np.float32(255)).astype(np.uint8)

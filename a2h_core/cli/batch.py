@@ -34,7 +34,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                         help="precision of rows without their own dtype (default fp32)")
     parser.add_argument("--crop", default="auto", metavar="auto|none|X,Y,W,H",
                         help="crop of rows without their own crop (default auto)")
-    parser.add_argument("--batch-size", type=int, default=4, help=f"frames per generator pass, 1 to {MAX_BATCH_SIZE}")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"frames per generator pass, 1 to {MAX_BATCH_SIZE} (default: 4 on a CPU, from the free "
+                             "memory on a GPU)")
     parser.add_argument("--watermark", metavar="TEXT", help="visible mark on every frame (see generate)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads per worker (default: torch's default; with --ray on CPUs: 1, one worker "

@@ -12,6 +12,7 @@ from a2h_core.cli.crop import add_detector_options, add_framing_options
 from a2h_core.cli.progress import ProgressBar
 from a2h_core.config import MAX_BATCH_SIZE
 from a2h_core.device import check_compute_dtype, parse_device
+from a2h_core.inference.acceleration import COMPILE_MODES
 from a2h_core.inference.pipeline import PipelineConfig, checked_config, generate, resolve_crop
 from a2h_core.io.image import check_image_size, load_image, prepare_source_image
 from a2h_core.io.weights import load_models
@@ -35,9 +36,13 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="compute precision: fp32 (default); bf16 on a GPU, or on a CPU with native bf16 "
                              "(AVX512-BF16 or AMX), refused on other CPUs; fp16 on a GPU only")
-    parser.add_argument("--batch-size", type=int, default=4,
-                        help=f"frames rendered per forward pass, 1 to {MAX_BATCH_SIZE} (default 4; raise it on a "
-                             "GPU)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"frames rendered per forward pass, 1 to {MAX_BATCH_SIZE} (default: 4 on a CPU; on a "
+                             "GPU as many as fit in the free memory)")
+    parser.add_argument("--compile", default="off", choices=COMPILE_MODES,
+                        help="torch.compile the generator: off (default), default, or max-autotune (CUDA graphs on a "
+                             "GPU; the first frames wait minutes for the compiler); falls back to uncompiled where "
+                             "it cannot compile")
     parser.add_argument("--crop", default="auto", metavar="auto|none|X,Y,W,H",
                         help="auto (default): find the face, animate the model's square crop around it and paste it "
                              "back into the full picture (full resolution, even sides); none: resize the whole image "
@@ -56,7 +61,8 @@ def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
 def run(args: argparse.Namespace) -> int:
     # Cheap checks first, in milliseconds to a second: settings, output paths, the image and its face, the curve.
     # Only then the slow stages (feature extraction, weight loading), so a mistake never waits behind minutes of work.
-    config = PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size, crop=args.crop,
+    config = PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size, compile=args.compile,
+                            crop=args.crop,
                             face_detector=args.face_detector, face_index=args.face_index, crop_scale=args.crop_scale,
                             crop_offset=args.crop_offset, save_intermediates=args.save_intermediates,
                             watermark=args.watermark)

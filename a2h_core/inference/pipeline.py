@@ -23,6 +23,7 @@ from a2h_core.audio.intake import is_audio_path
 from a2h_core.audio.soundtrack import load_soundtrack
 from a2h_core.errors import Audio2HeadError
 from a2h_core.face import face_crop, load_face_detector
+from a2h_core.inference.acceleration import BackgroundConsumer, checked_compile_mode, default_batch_size
 from a2h_core.inference.intermediates import IntermediateWriter
 from a2h_core.inference.wrapper import Audio2HeadWrapper, Progress, checked_batch_size, require_frames
 from a2h_core.io.image import CropBox, CropInfo, even_size, load_image, paste_back, prepare_source_image
@@ -41,7 +42,10 @@ class PipelineConfig:
 
     device: str | torch.device | None = None  # "cpu", "cuda", "cuda:1", "mps"; None keeps the models where they are
     dtype: str | torch.dtype = "fp32"  # compute precision: "fp32", "bf16" (CPU or GPU autocast) or "fp16" (GPU)
-    batch_size: int = 4  # frames the warping generator renders per forward pass (4 keeps CPU memory low)
+    batch_size: int | None = None  # frames the warping generator renders per forward pass (None: per device, 4 on a
+    # CPU, sized from the free memory on a GPU; see inference.acceleration)
+    compile: str = "off"  # "off", "default" or "max-autotune": torch.compile the generator (GPU throughput; falls
+    # back to eager with a warning where it cannot compile)
     crop: CropBox | str | None = "auto"  # "auto" (detect the face, crop, paste back), "none"/None (resize the whole
     # image, as the original), or a box "x,y,w,h" / CropBox in the source image's pixels
     face_detector: str = "auto"  # "auto", "yunet", "mtcnn" or a weight path (see a2h_core.face)
@@ -125,7 +129,9 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     say = log or (lambda message: None)
     cancel_point = (lambda done, total: check_cancel()) if check_cancel is not None else None
     timer = _StageTimer()
-    wrapper = Audio2HeadWrapper(models, device=config.device, dtype=config.dtype)
+    wrapper = Audio2HeadWrapper(models, device=config.device, dtype=config.dtype, compile=config.compile)
+    if config.batch_size is None:
+        config = replace(config, batch_size=default_batch_size(wrapper.device, wrapper.dtype, models.config.image_size))
     inputs = [source for source in (image, audio) if is_audio_path(source)]
     if out_path is not None:
         out_path = checked_output_file(out_path, "out_path", suffixes=(".mp4",), inputs=inputs)
@@ -185,9 +191,12 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
             result.frames = _collect(frames, num_frames)
         else:
             writer.soundtrack = soundtrack
-            with writer:
+            # Encoded on a background thread while the next batch renders; "encode" is the time the rendering
+            # waited for the encoder (its own time is in "encoder thread").
+            with writer, BackgroundConsumer(writer.write) as encoder:
                 for batch in frames:
-                    timer.run("encode", writer.write, batch)
+                    timer.run("encode", encoder.put, batch)
+            timer.seconds["encoder thread"] = encoder.seconds
             result.out_path = writer.path
     except BaseException:
         if saver is not None:  # partly filled arrays never appear under their final names
@@ -233,7 +242,9 @@ def checked_config(config) -> PipelineConfig:
         return PipelineConfig()
     if not isinstance(config, PipelineConfig):
         raise Audio2HeadError(f"config must be a PipelineConfig, got a {type(config).__name__}")
-    checked_batch_size(config.batch_size)
+    if config.batch_size is not None:
+        checked_batch_size(config.batch_size)
+    checked_compile_mode(config.compile)
     if crop_mode(config.crop) is None:
         CropBox.coerce(config.crop)
     feather = config.feather

@@ -26,6 +26,7 @@ from a2h_core.audio.features import AudioFeatures
 from a2h_core.config import FEATURE_ROWS_PER_FRAME, FPS, MAX_BATCH_SIZE, NUM_AUDIO_FEATURES
 from a2h_core.device import check_compute_dtype, parse_device
 from a2h_core.errors import Audio2HeadError
+from a2h_core.inference.acceleration import checked_compile_mode, default_windows_per_pass, inference_networks
 from a2h_core.modules.keypoints import Keypoints
 from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.modules.pose_predictor import denormalize_poses
@@ -119,14 +120,21 @@ class Audio2HeadWrapper:
 
     `source` arguments are the network input from `image.prepare_source_image`: [1, 3, S, S] float32 in 0..1, S the
     model's `image_size` (256 published; another size is resized to it).
-    device: where to compute (the models are moved there); None keeps the models' device. On CPU and CUDA the
-    generator's weights are switched to the channels-last memory layout (same values, faster convolutions).
+    device: where to compute (the models are moved there); None keeps the models' device.
     dtype: compute precision; below the weights' dtype (e.g. bf16 with float32 weights) the networks run under
     autocast. None computes in the weights' dtype. Keypoints come back as float32 on `device`.
+    compile: "off" (default), "default" or "max-autotune": the generator under torch.compile (falls back to eager,
+    with a warning, where it cannot compile).
+    windows_per_pass: motion-field windows computed in one pass (None: `acceleration.default_windows_per_pass`).
+
+    The networks run as `acceleration.inference_networks` prepares them: batch norm folded into the convolutions
+    and, on CPU and CUDA, the generator channels-last (its 2-D convolutions run faster so in oneDNN and cuDNN).
+    `models` keeps its layout and stays trainable.
     """
 
     def __init__(self, models: Audio2HeadModels, device: str | torch.device | None = None,
-                 dtype: str | torch.dtype | None = None):
+                 dtype: str | torch.dtype | None = None, compile: str | None = "off",
+                 windows_per_pass: int | None = None):
         if not isinstance(models, Audio2HeadModels):
             raise Audio2HeadError(f"models must be the Audio2HeadModels from load_models(...), got a "
                                   f"{type(models).__name__}")
@@ -134,18 +142,21 @@ class Audio2HeadWrapper:
         self.device = parse_device(device) if device is not None else parameter.device
         # The reduced-precision rule (a2h_core.device): checked before the models are moved or anything runs.
         self.dtype = check_compute_dtype(self.device, dtype if dtype is not None else parameter.dtype)
+        compile_mode = checked_compile_mode(compile)
         self.models = models.eval()
         if parameter.device != self.device:
             models.to(self.device)
         self.seq_len = models.config.motion_field.seq_len
         self.image_size = models.config.image_size
-        # The warping generator does nearly all the work; its 2-D convolutions run 10-20 % faster channels-last on
-        # the CPU (oneDNN) and on CUDA. Only the weights' memory layout changes, not their values.
         self._channels_last = self.device.type in ("cpu", "cuda")
-        if self._channels_last:
-            models.generator.to(memory_format=torch.channels_last)
+        self.networks = inference_networks(models, self._channels_last, compile_mode)
+        self.windows_per_pass = (default_windows_per_pass(self.device) if windows_per_pass is None
+                                 else _checked_windows(windows_per_pass))
         # The pose-box rasteriser projects in float64, which MPS lacks: draw on the CPU there.
         self._box_device = torch.device("cpu") if self.device.type == "mps" else self.device
+        # Frames come back from a GPU through a pinned (page-locked) buffer, copied asynchronously.
+        self._pinned = self.device.type == "cuda"
+        self.compiled = compile_mode != "off"
 
     # ---------------------------------------------------------------------------------------------------------- utils
     def _compute(self):
@@ -181,7 +192,7 @@ class Audio2HeadWrapper:
         progress(done, total) counts frames (see HeadPosePredictor.forward); an exception raised in it cancels."""
         audio = torch.from_numpy(frame_audio(features)).unsqueeze(0)
         with self._compute():
-            normalised = self.models.audio2pose(self._source(source), self._input(audio), progress=progress)
+            normalised = self.networks.audio2pose(self._source(source), self._input(audio), progress=progress)
         # De-normalised on the CPU in float32, as the original does in numpy.
         poses = denormalize_poses(normalised[0].float().cpu().numpy())
         return PoseCurve(values=poses.astype(np.float64), fps=float(FPS))
@@ -189,14 +200,14 @@ class Audio2HeadWrapper:
     def source_keypoints(self, source: torch.Tensor) -> Keypoints:
         """Keypoints and Jacobians of the source image, N = 1, float32 on the model's device."""
         with self._compute():
-            keypoints = self.models.kp_detector(self._source(source))
+            keypoints = self.networks.kp_detector(self._source(source))
         return keypoints.to(dtype=torch.float32)
 
     def frame_keypoints(self, frames: torch.Tensor) -> Keypoints:
         """Keypoints and Jacobians of frames [N, 3, S, S] in 0..1 (N_D on each; evaluation's KE reference),
         float32 on the model's device."""
         with self._compute():
-            keypoints = self.models.kp_detector(self._input(frames))
+            keypoints = self.networks.kp_detector(self._input(frames))
         return keypoints.to(dtype=torch.float32)
 
     def iter_driving_keypoints(self, source: torch.Tensor, features: AudioFeatures, poses: PoseCurve,
@@ -212,20 +223,27 @@ class Audio2HeadWrapper:
         num_frames = len(audio)
         all_poses = frame_poses(poses, num_frames)
         source = self._source(source)
+        windows = plan_windows(num_frames, self.seq_len)
         done = 0
-        for window in plan_windows(num_frames, self.seq_len):
-            window_audio, window_poses = window_inputs(audio, all_poses, window, self.seq_len)
-            boxes = render_pose_boxes(torch.from_numpy(window_poses), size=self.image_size, device=self._box_device)
+        for first in range(0, len(windows), self.windows_per_pass):  # several windows per pass on a GPU
+            group = windows[first:first + self.windows_per_pass]
+            inputs = [window_inputs(audio, all_poses, window, self.seq_len) for window in group]
+            window_poses = torch.from_numpy(np.concatenate([window_poses for _, window_poses in inputs]))
+            boxes = render_pose_boxes(window_poses, size=self.image_size, device=self._box_device)
+            boxes = boxes.view(len(group), self.seq_len, *boxes.shape[1:])
             if on_pose_boxes is not None:
-                kept = boxes[window.keep_start:window.keep_end].to(torch.uint8).cpu()
-                on_pose_boxes(window.first_kept_frame, kept)
+                for window, window_boxes in zip(group, boxes):
+                    kept = window_boxes[window.keep_start:window.keep_end].to(torch.uint8).cpu()
+                    on_pose_boxes(window.first_kept_frame, kept)
+            window_audio = np.stack([window_audio for window_audio, _ in inputs])
             with self._compute():
-                keypoints = self.models.audio2kp(
-                    self._input(window_audio).unsqueeze(0), self._input(boxes).unsqueeze(0), source)
-            yield keypoints[window.keep_start:window.keep_end].to(dtype=torch.float32)
-            done += window.kept_frames
-            if progress is not None:
-                progress(done, num_frames)
+                keypoints = self.networks.audio2kp(self._input(window_audio), self._input(boxes), source)
+            for index, window in enumerate(group):  # rows of window `index` start at index * seq_len
+                rows = index * self.seq_len
+                yield keypoints[rows + window.keep_start:rows + window.keep_end].to(dtype=torch.float32)
+                done += window.kept_frames
+                if progress is not None:
+                    progress(done, num_frames)
 
     def driving_keypoints(self, source: torch.Tensor, features: AudioFeatures, poses: PoseCurve,
                           progress: Progress | None = None) -> Keypoints:
@@ -251,19 +269,50 @@ class Audio2HeadWrapper:
             source = source.contiguous(memory_format=torch.channels_last)
         kp_source = kp_source.to(device=self.device, dtype=source.dtype)
         with self._compute():
-            source_features = self.models.generator.encode_source(source)
+            source_features = self.networks.generator.encode_source(source)
         done = 0
+        pending = None  # on a GPU: the previous batch, copying to the host while the next one is computed
         for batch in _rebatch(kp_driving, batch_size):
+            count = len(batch)
+            if self.compiled and count < batch_size:  # one fixed shape for the compiled generator (no recompiling)
+                batch = Keypoints.cat([batch, *[batch[-1]] * (batch_size - count)])
             with self._compute():
-                prediction = self.models.generator(
+                prediction = self.networks.generator(
                     source, source_features, kp_source, batch.to(device=self.device, dtype=source.dtype)
-                )["prediction"]
+                )["prediction"][:count]
             # float32 * 255 truncated to uint8, as the original's numpy astype.
-            frames = (prediction.float() * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-            done += len(frames)
-            if progress is not None:
-                progress(done, total if total is not None else done)
-            yield frames
+            frames = (prediction.float() * 255).to(torch.uint8).permute(0, 2, 3, 1)
+            if self._pinned:  # hand over the previous batch while this one computes and copies
+                current = self._to_host(frames)
+                if pending is not None:
+                    done = yield from self._hand_over(pending, done, total, progress)
+                pending = current
+            else:
+                done = yield from self._hand_over((frames.cpu(), None), done, total, progress)
+        if pending is not None:
+            yield from self._hand_over(pending, done, total, progress)
+
+    @staticmethod
+    def _to_host(frames: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event]:
+        """Start copying GPU frames into a pinned host buffer (from PyTorch's caching host allocator, so buffers
+        are reused); returns the buffer and the event that marks the copy's end."""
+        host = torch.empty(frames.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(frames, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        return host, copied
+
+    @staticmethod
+    def _hand_over(pending: tuple, done: int, total: int | None, progress: Progress | None):
+        """Yield one batch of host frames once its copy has finished; returns the frames done so far."""
+        frames, copied = pending
+        if copied is not None:
+            copied.synchronize()
+        done += len(frames)
+        if progress is not None:
+            progress(done, total if total is not None else done)
+        yield frames.numpy()
+        return done
 
 
 def checked_batch_size(batch_size) -> int:
@@ -273,6 +322,13 @@ def checked_batch_size(batch_size) -> int:
         shown = repr(batch_size) if isinstance(batch_size, (int, float, str)) else f"a {type(batch_size).__name__}"
         raise Audio2HeadError(f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}, got {shown}")
     return int(batch_size)
+
+
+def _checked_windows(windows_per_pass) -> int:
+    if isinstance(windows_per_pass, bool) or not isinstance(windows_per_pass, (int, np.integer)) \
+            or not 1 <= int(windows_per_pass) <= 64:
+        raise Audio2HeadError(f"windows_per_pass must be a whole number from 1 to 64, got {windows_per_pass!r}")
+    return int(windows_per_pass)
 
 
 def checked_keypoints(keypoints, what: str) -> Keypoints:
