@@ -84,9 +84,11 @@ class LoadedModels:
 
     @contextlib.contextmanager
     def wrapper(self):
-        """An Audio2HeadWrapper computing on the load device in the chosen dtype (see `on_device`)."""
+        """An Audio2HeadWrapper computing on the load device in the chosen dtype (see `on_device`); Cancel is checked
+        inside each network pass too."""
         with self.on_device() as models:
-            yield Audio2HeadWrapper(models, device=self.load_device, dtype=self.dtype)
+            yield Audio2HeadWrapper(models, device=self.load_device, dtype=self.dtype,
+                                    check_cancel=comfy.check_interrupted)
 
 
 _DEVICE_LOCK = threading.RLock()  # one stage at a time moves a model between devices

@@ -217,6 +217,41 @@ def test_progress_and_cancel(models, source):
         list(wrapper.iter_driving_keypoints(source, features, curve, progress=cancel))
 
 
+@pytest.mark.parametrize("stage", ["motion field", "generator"])
+def test_cancel_inside_a_network_pass(models, source, stage):
+    # One pass takes seconds on a CPU at the published widths: Cancel is checked before each block inside it.
+    features, curve = _features(12), _poses(13)
+    plain = Audio2HeadWrapper(models)
+    kp_source, kp_driving = plain.source_keypoints(source), plain.driving_keypoints(source, features, curve)
+    expected = np.concatenate(list(plain.render_frames(source, kp_source, kp_driving, batch_size=12)))
+
+    class Cancelled(Exception):
+        pass
+
+    checks = []
+
+    def check_cancel():
+        checks.append(None)
+        if len(checks) == 3:
+            raise Cancelled
+
+    wrapper = Audio2HeadWrapper(models, check_cancel=check_cancel)
+    network = wrapper.networks.audio2kp if stage == "motion field" else wrapper.networks.generator
+    with pytest.raises(Cancelled):
+        if stage == "motion field":
+            next(wrapper.iter_driving_keypoints(source, features, curve))
+        else:
+            next(wrapper.render_frames(source, kp_source, kp_driving, batch_size=12))
+    assert len(checks) == 3  # stopped at the third block of the first pass, not at its end
+    assert not any(module._forward_pre_hooks for module in network.modules())  # no check left behind
+    # Without a cancel, the checks change nothing.
+    checks.clear()
+    checked = Audio2HeadWrapper(models, check_cancel=lambda: checks.append(None))
+    frames = np.concatenate(list(checked.render_frames(source, kp_source, kp_driving, batch_size=12)))
+    np.testing.assert_array_equal(frames, expected)
+    assert len(checks) > 10
+
+
 def test_predicted_poses_have_one_more_pose_than_frames(models, source):
     wrapper = Audio2HeadWrapper(models)
     curve = wrapper.predict_poses(source, _features(30))

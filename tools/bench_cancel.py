@@ -3,8 +3,9 @@
     python tools/bench_cancel.py                        # 120 s of audio, published widths (random weights), 2 threads
     python tools/bench_cancel.py --seconds 600 --threads 4
 
-Inside ComfyUI every progress callback of the library checks the interrupt flag (nodes/comfy.py `Progress`), so the
-latency of Cancel is at most the longest gap between two callbacks of a stage. Each stage runs once with a callback
+Inside ComfyUI every progress callback of the library checks the interrupt flag (nodes/comfy.py `Progress`), and so
+does the wrapper's `check_cancel` before each block of the motion field and the generator, so the latency of Cancel
+is at most the longest gap between two such calls in a stage. Each stage runs once with a callback
 that records the wall clock and the process's CPU time: the audio features (44.1 kHz stereo synthetic speech, as
 Load Audio gives it), pose prediction, the motion field and the generator (the last two on the first 8 s, their
 gaps do not grow with the length). The CPU gap divided by the thread count is what the wall gap would be on an
@@ -79,11 +80,16 @@ def main() -> None:
     short = AudioFeatures(features.values[:int(SHORT_SECONDS * 25) * FEATURE_ROWS_PER_FRAME])
     poses = wrapper.predict_poses(source, short).for_video(short.num_frames)
     driving = []
+
+    def checking(progress) -> Audio2HeadWrapper:  # the progress callbacks and the checks inside each pass
+        return Audio2HeadWrapper(models, device="cpu", dtype="fp32", check_cancel=progress)
+
     measure(f"motion field ({SHORT_SECONDS:g} s)", lambda progress: driving.append(
-        wrapper.driving_keypoints(source, short, poses, progress=progress)), args.threads)
+        checking(progress).driving_keypoints(source, short, poses, progress=progress)), args.threads)
     kp_source = wrapper.source_keypoints(source)
     measure(f"generator ({SHORT_SECONDS:g} s, batch 4)", lambda progress: np.concatenate(list(
-        wrapper.render_frames(source, kp_source, driving[0], batch_size=4, progress=progress))), args.threads)
+        checking(progress).render_frames(source, kp_source, driving[0], batch_size=4, progress=progress))),
+        args.threads)
 
 
 if __name__ == "__main__":

@@ -116,8 +116,9 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     log(message): told when each stage starts.
     features: the audio's features if already computed (the audio then only gives the soundtrack). Extracting them
         before the models are loaded keeps the two memory peaks apart, as the command line does.
-    check_cancel(): called often in the stages before rendering (feature extraction, pose prediction), which
-        `progress` does not follow; an exception raised in it cancels (rendering cancels through `progress`).
+    check_cancel(): called often in every stage (feature extraction, pose prediction, and inside each pass of the
+        motion field and the generator, which `progress` only follows between passes); an exception raised in it
+        cancels.
     """
     # Every argument is checked before anything slow runs: types, ranges, output paths, then the image.
     config = checked_config(config)
@@ -129,7 +130,8 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     say = log or (lambda message: None)
     cancel_point = (lambda done, total: check_cancel()) if check_cancel is not None else None
     timer = _StageTimer()
-    wrapper = Audio2HeadWrapper(models, device=config.device, dtype=config.dtype, compile=config.compile)
+    wrapper = Audio2HeadWrapper(models, device=config.device, dtype=config.dtype, compile=config.compile,
+                                check_cancel=check_cancel)
     if config.batch_size is None:
         config = replace(config, batch_size=default_batch_size(wrapper.device, wrapper.dtype, models.config.image_size))
     inputs = [source for source in (image, audio) if is_audio_path(source)]

@@ -27,6 +27,7 @@ from a2h_core.config import FEATURE_ROWS_PER_FRAME, FPS, MAX_BATCH_SIZE, NUM_AUD
 from a2h_core.device import check_compute_dtype, parse_device
 from a2h_core.errors import Audio2HeadError
 from a2h_core.inference.acceleration import checked_compile_mode, default_windows_per_pass, inference_networks
+from a2h_core.modules.blocks import DownBlock2d, DownBlock3d, ResBlock, SameBlock2d, UpBlock2d, UpBlock3d
 from a2h_core.modules.keypoints import Keypoints
 from a2h_core.modules.models import Audio2HeadModels
 from a2h_core.modules.pose_predictor import denormalize_poses
@@ -115,6 +116,10 @@ def window_inputs(audio: np.ndarray, poses: np.ndarray, window: MotionWindow,
     return window_audio, window_poses
 
 
+# Where the motion field and the generator check for Cancel inside a pass: their FOMM blocks, dozens per pass.
+_CANCELLABLE_BLOCKS = (DownBlock2d, UpBlock2d, SameBlock2d, ResBlock, DownBlock3d, UpBlock3d)
+
+
 class Audio2HeadWrapper:
     """Runs the Audio2Head networks on a device, in a compute dtype, one pipeline stage per method.
 
@@ -126,6 +131,9 @@ class Audio2HeadWrapper:
     compile: "off" (default), "default" or "max-autotune": the generator under torch.compile (falls back to eager,
     with a warning, where it cannot compile).
     windows_per_pass: motion-field windows computed in one pass (None: `acceleration.default_windows_per_pass`).
+    check_cancel(): called before every block of the motion field and the generator (dozens of times per pass), so
+    that a pass taking seconds on a CPU can still be cancelled within a fraction of a second; an exception raised
+    in it cancels. Progress callbacks only come between passes. A compiled generator has no such points inside.
 
     The networks run as `acceleration.inference_networks` prepares them: batch norm folded into the convolutions
     and, on CPU and CUDA, the generator channels-last (its 2-D convolutions run faster so in oneDNN and cuDNN).
@@ -134,7 +142,7 @@ class Audio2HeadWrapper:
 
     def __init__(self, models: Audio2HeadModels, device: str | torch.device | None = None,
                  dtype: str | torch.dtype | None = None, compile: str | None = "off",
-                 windows_per_pass: int | None = None):
+                 windows_per_pass: int | None = None, check_cancel: Callable[[], None] | None = None):
         if not isinstance(models, Audio2HeadModels):
             raise Audio2HeadError(f"models must be the Audio2HeadModels from load_models(...), got a "
                                   f"{type(models).__name__}")
@@ -157,6 +165,7 @@ class Audio2HeadWrapper:
         # Frames come back from a GPU through a pinned (page-locked) buffer, copied asynchronously.
         self._pinned = self.device.type == "cuda"
         self.compiled = compile_mode != "off"
+        self.check_cancel = check_cancel
 
     # ---------------------------------------------------------------------------------------------------------- utils
     def _compute(self):
@@ -167,6 +176,22 @@ class Audio2HeadWrapper:
         if self.dtype != weight_dtype:
             stack.enter_context(torch.autocast(self.device.type, dtype=self.dtype))
         return stack
+
+    @contextlib.contextmanager
+    def _cancel_points(self, network: torch.nn.Module):
+        """check_cancel before each block of `network` while the context lasts (hooks removed after: the view is
+        shared by the wrappers alive at the same time). None inside a compiled generator (hooks break its graph)."""
+        if self.check_cancel is None or (self.compiled and network is self.networks.generator):
+            yield
+            return
+        check = self.check_cancel
+        handles = [module.register_forward_pre_hook(lambda module, args: check())
+                   for module in network.modules() if isinstance(module, _CANCELLABLE_BLOCKS)]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def _input(self, tensor: torch.Tensor | np.ndarray) -> torch.Tensor:
         """A tensor on the model's device, in the weights' dtype (autocast handles lower compute precision)."""
@@ -236,7 +261,7 @@ class Audio2HeadWrapper:
                     kept = window_boxes[window.keep_start:window.keep_end].to(torch.uint8).cpu()
                     on_pose_boxes(window.first_kept_frame, kept)
             window_audio = np.stack([window_audio for window_audio, _ in inputs])
-            with self._compute():
+            with self._compute(), self._cancel_points(self.networks.audio2kp):
                 keypoints = self.networks.audio2kp(self._input(window_audio), self._input(boxes), source)
             for index, window in enumerate(group):  # rows of window `index` start at index * seq_len
                 rows = index * self.seq_len
@@ -268,7 +293,7 @@ class Audio2HeadWrapper:
         if self._channels_last:
             source = source.contiguous(memory_format=torch.channels_last)
         kp_source = kp_source.to(device=self.device, dtype=source.dtype)
-        with self._compute():
+        with self._compute(), self._cancel_points(self.networks.generator):
             source_features = self.networks.generator.encode_source(source)
         done = 0
         pending = None  # on a GPU: the previous batch, copying to the host while the next one is computed
@@ -276,7 +301,7 @@ class Audio2HeadWrapper:
             count = len(batch)
             if self.compiled and count < batch_size:  # one fixed shape for the compiled generator (no recompiling)
                 batch = Keypoints.cat([batch, *[batch[-1]] * (batch_size - count)])
-            with self._compute():
+            with self._compute(), self._cancel_points(self.networks.generator):
                 prediction = self.networks.generator(
                     source, source_features, kp_source, batch.to(device=self.device, dtype=source.dtype)
                 )["prediction"][:count]
