@@ -214,8 +214,8 @@ def test_stage_by_stage_graph_matches_the_all_in_one_node(model, weights, run_no
     kp_source = run_node("Audio2HeadKeypointDetector", model=model, image=image)[0]
     kp_driving = run_node("Audio2HeadMotionField", model=model, image=image, features=features, pose=pose)[0]
     assert len(kp_source) == 1 and len(kp_driving) == features.num_frames
-    frames, fps = run_node("Audio2HeadGenerator", model=model, image=image, source_keypoints=kp_source,
-                           driving_keypoints=kp_driving, batch_size=4).args
+    frames, fps, _ = run_node("Audio2HeadGenerator", model=model, image=image, source_keypoints=kp_source,
+                              driving_keypoints=kp_driving, batch_size=4).args
     assert fps == FPS and frames.dtype == torch.float32
     assert frames.shape == (features.num_frames, 256, 256, 3)
     assert float(frames.std()) > 0

@@ -98,7 +98,8 @@ class _StageTimer:
 def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | None = None,
              pose_curve: PoseCurve | None = None, out_path: str | Path | None = None,
              progress: Progress | None = None, sample_rate: int | None = None,
-             log: Callable[[str], None] | None = None, features: AudioFeatures | None = None) -> GenerateResult:
+             log: Callable[[str], None] | None = None, features: AudioFeatures | None = None,
+             on_frames: Callable[[np.ndarray], None] | None = None) -> GenerateResult:
     """Animate `image` with `audio`.
 
     image: path, PIL image, uint8 array or ComfyUI IMAGE tensor (see image.load_image).
@@ -111,6 +112,8 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     log(message): told when each stage starts.
     features: the audio's features if already computed (the audio then only gives the soundtrack). Extracting them
         before the models are loaded keeps the two memory peaks apart, as the command line does.
+    on_frames(batch): handed each batch of finished frames [B, H, W, 3] uint8 (as written to out_path), to keep them
+        as well without holding the whole video here.
     """
     # Every argument is checked before anything slow runs: types, ranges, output paths, then the image.
     config = checked_config(config)
@@ -174,6 +177,8 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
         frames = timer.time("paste-back", _paste_all(frames, crop_info, config.feather, wrapper.device))
     if config.watermark:
         frames = (watermark_frames(batch, config.watermark) for batch in frames)
+    if on_frames is not None:
+        frames = _tap(frames, on_frames)
 
     try:
         result = GenerateResult(num_frames=num_frames, poses=poses)
