@@ -58,7 +58,8 @@ def file_video(path: Path):
 
 
 def write_streamed(batches: Iterable[np.ndarray], num_frames: int, frames_output: str = FRAMES_ALL,
-                   soundtrack: Soundtrack | None = None, settings: Mapping | None = None) -> tuple[torch.Tensor, object]:
+                   soundtrack: Soundtrack | None = None,
+                   settings: Mapping | None = None) -> tuple[torch.Tensor, object]:
     """Encode uint8 frame batches [B, H, W, 3] into a new MP4 in the temp folder as they arrive, keeping what
     `frames_output` asks for: (IMAGE output, VIDEO output)."""
     batches = iter(batches)

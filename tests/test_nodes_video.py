@@ -44,8 +44,8 @@ def read_mp4(video) -> dict:
 def test_all_in_one_video_output_is_the_frames_with_the_sound(weights, run_node, comfy_image, comfy_audio,
                                                                temp_folder):
     image, audio = comfy_image(height=256, width=256), comfy_audio(seconds=0.9, rate=22050, channels=1)
-    inputs = dict(image=image, audio=audio, weights=weights, device="cpu", dtype="fp32", batch_size=4, crop="none",
-                  paste_back=True, detector="auto")
+    inputs = {"image": image, "audio": audio, "weights": weights, "device": "cpu", "dtype": "fp32", "batch_size": 4,
+              "crop": "none", "paste_back": True, "detector": "auto"}
     frames, fps, _, pose, video = run_node("Audio2HeadAllInOne", **inputs).args
     assert fps == FPS and frames.shape == (len(pose.values) - 1, 256, 256, 3)
     mp4 = read_mp4(video)
@@ -73,9 +73,9 @@ def test_generator_video_output_with_and_without_audio(weights, run_node, comfy_
     pose = run_node("Audio2HeadStillHead", num_frames=0, features=features)[0]
     kp_source = run_node("Audio2HeadKeypointDetector", model=model, image=image)[0]
     kp_driving = run_node("Audio2HeadMotionField", model=model, image=image, features=features, pose=pose)[0]
-    keypoints = dict(model=model, image=image, source_keypoints=kp_source, driving_keypoints=kp_driving,
-                     batch_size=3)
-    frames, fps, video = run_node("Audio2HeadGenerator", **keypoints, audio=audio).args
+    keypoints = {"model": model, "image": image, "source_keypoints": kp_source, "driving_keypoints": kp_driving,
+                 "batch_size": 3}
+    frames, _, video = run_node("Audio2HeadGenerator", **keypoints, audio=audio).args
     mp4 = read_mp4(video)
     assert len(mp4["frames"]) == len(frames) == len(kp_driving)
     assert mp4["channels"] == 2 and abs(mp4["audio_seconds"] - len(frames) / FPS) < 0.05
