@@ -15,7 +15,7 @@ from . import comfy
 from .common import BATCH_POLICY, CATEGORY, blame, pose_ui, single_audio, single_image
 from .crop import face_detector_inputs
 from .generate import BATCH_SIZE_TOOLTIP
-from .model_loader import device_inputs, load_cached, weights_input
+from .model_loader import device_inputs, load_cached, validate_weights, weights_input
 from .types import A2HPose
 from .video import FRAMES_ALL, FrameKeeper, file_video, frames_input, temp_video_path, video_output
 
@@ -66,6 +66,10 @@ class Audio2HeadAllInOne(io.ComfyNode):
                 video_output(),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, weights):
+        return validate_weights(weights)
 
     @classmethod
     def execute(cls, image, audio, weights, device, dtype, batch_size, crop, paste_back, detector,

@@ -13,16 +13,13 @@ Run: COMFYUI_PATH=/path/ComfyUI COMFYUI_PYTHON=/path/venv/bin/python python -m p
 import ast
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from comfyui_server import PACK_FOLDER, running_comfyui
+from comfyui_server import PACK_FOLDER, Server, running_comfyui
 
 from a2h_devkit.random_weights import write_reduced_weights
 from a2h_devkit.speech import speech_like, write_wav
@@ -33,7 +30,6 @@ pytestmark = pytest.mark.comfyui
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 WEIGHTS = "reduced.safetensors"
-RUN_TIMEOUT = 600  # seconds per prompt on a slow CPU
 
 if not COMFYUI_PATH or not (Path(COMFYUI_PATH) / "main.py").is_file():
     pytest.skip("set COMFYUI_PATH to a ComfyUI checkout (and COMFYUI_PYTHON to its python) to run the real-server "
@@ -46,48 +42,6 @@ def pack_node_ids() -> list[str]:
     tree = ast.parse((ROOT / "nodes" / "__init__.py").read_text())
     listing = next(node for node in tree.body if isinstance(node, ast.Assign) and node.targets[0].id == "NODE_CLASSES")
     return [element.id for element in listing.value.elts]
-
-
-class Server:
-    def __init__(self, url: str, process: subprocess.Popen, log: Path):
-        self.url, self.process, self.log = url, process, log
-
-    def get(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
-            return json.loads(response.read())
-
-    def post(self, path: str, payload: dict):
-        request = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                body = response.read()
-                return json.loads(body) if body else {}
-        except urllib.error.HTTPError as error:
-            raise AssertionError(f"POST {path} -> {error.code}: {error.read().decode()[:3000]}") from None
-
-    def queue(self, graph: dict) -> str:
-        return self.post("/prompt", {"prompt": graph, "client_id": "a2h-test"})["prompt_id"]
-
-    def wait(self, prompt_id: str) -> dict:
-        """The history entry of a prompt once it has ended (success, error or interrupted)."""
-        start = time.perf_counter()
-        while time.perf_counter() - start < RUN_TIMEOUT:
-            history = self.get(f"/history/{prompt_id}")
-            if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
-                return history[prompt_id]
-            if self.process.poll() is not None:
-                raise AssertionError(f"server died:\n{self.log.read_text()[-4000:]}")
-            time.sleep(0.25)
-        raise AssertionError(f"prompt did not finish within {RUN_TIMEOUT} s")
-
-    def run_prompt(self, graph: dict) -> tuple[dict, float]:
-        """Queue an API-format graph, wait for it to succeed, return its history entry and the wall time."""
-        start = time.perf_counter()
-        entry = self.wait(self.queue(graph))
-        if entry["status"]["status_str"] != "success":
-            raise AssertionError(f"prompt failed: {json.dumps(entry['status']['messages'])[:4000]}")
-        return entry, time.perf_counter() - start
 
 
 def write_inputs(input_dir: Path) -> None:

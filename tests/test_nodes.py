@@ -163,9 +163,18 @@ def test_fp16_on_cpu_is_refused_by_name(weights, run_node):
         run_node("Audio2HeadModelLoader", weights=weights, device="cpu", dtype="fp16")
 
 
-def test_missing_model_file_says_where_to_put_it(weights, run_node):
+def test_missing_model_file_says_where_to_put_it(weights, run_node, reduced_weights):
     with pytest.raises(Audio2HeadError, match=r"input 'weights'.*not found.*audio2head"):
         run_node("Audio2HeadModelLoader", weights="nope.safetensors", device="cpu", dtype="fp32")
+    # ComfyUI validates a prompt before running it: a shared workflow naming a file this ComfyUI lacks gets the same
+    # message (file, folder, download command) instead of a bare "value not in list".
+    for node in ("Audio2HeadModelLoader", "Audio2HeadAllInOne"):
+        message = by_id(node).validate_inputs(weights="nope.safetensors")
+        assert "'nope.safetensors' not found" in message and str(reduced_weights.parent) in message
+        assert f"a2h_core download --to {reduced_weights.parent}" in message
+        assert by_id(node).validate_inputs(weights=weights) is True
+        assert by_id(node).validate_inputs(weights=model_loader.HUB_CHOICE) is True
+        assert "leaves" in by_id(node).validate_inputs(weights="../secret.safetensors")
 
 
 def test_hub_choice_needs_a_repo_id(weights, run_node):
