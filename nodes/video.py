@@ -80,6 +80,9 @@ class FrameKeeper:
     float32 with no uint8 copy) or only the first. Pass it as the batch callback; `image()` gives the result."""
 
     def __init__(self, num_frames: int, frames_output: str = FRAMES_ALL):
+        if frames_output not in (FRAMES_ALL, FRAMES_FIRST):
+            raise Audio2HeadError(f"input 'frames_output': {frames_output!r} is not a choice; choose "
+                                  f"'{FRAMES_ALL}' or '{FRAMES_FIRST}'")
         self.capacity = num_frames if frames_output == FRAMES_ALL else 1
         self.num_frames = num_frames
         self._image: torch.Tensor | None = None

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from a2h_core.config import FPS
-from a2h_core.errors import A2HWarning
+from a2h_core.errors import A2HWarning, Audio2HeadError
 from a2h_core.io.mark import SYNTHETIC_TAG
 from nodes import video as node_video
 
@@ -88,8 +88,10 @@ def test_large_frames_output_warns_and_points_to_the_video(monkeypatch):
     monkeypatch.setattr(node_video, "FRAMES_WARNING_BYTES", 10 * 256 * 256 * 3 * 4)
     batch = np.zeros((4, 256, 256, 3), dtype=np.uint8)
     node_video.FrameKeeper(10, "all")(batch)  # exactly at the limit: quiet
-    with pytest.warns(A2HWarning, match="11 frames of 256x256.*frames_output.*first only.*Save Video"):
+    with pytest.warns(A2HWarning, match=r"11 frames of 256x256.*frames_output.*first only.*Save Video"):
         node_video.FrameKeeper(11, "all")(batch)
+    with pytest.raises(Audio2HeadError, match=r"input 'frames_output': 'every'.*'all' or 'first only'"):
+        node_video.FrameKeeper(11, "every")
     keeper = node_video.FrameKeeper(11, "first only")  # one frame kept: never large
     keeper(batch + 7)
     keeper(batch)
