@@ -82,6 +82,9 @@ def test_generator_video_output_with_and_without_audio(weights, run_node, comfy_
     assert '"node": "Audio2HeadGenerator"' in mp4["tags"]["description"]
     silent = read_mp4(run_node("Audio2HeadGenerator", **keypoints, frames_output="first only")[2])
     assert silent["audio_seconds"] is None and len(silent["frames"]) == len(frames)
+    with pytest.raises(Audio2HeadError, match=r"^input 'audio'"):
+        run_node("Audio2HeadGenerator", **keypoints, audio={"waveform": "speech.wav", "sample_rate": 16000})
+    assert len(list(temp_folder.iterdir())) == 2  # the refused run wrote nothing
 
 
 def test_large_frames_output_warns_and_points_to_the_video(monkeypatch):
