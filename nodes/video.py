@@ -35,7 +35,7 @@ def frames_input() -> io.Combo.Input:
     return io.Combo.Input(
         "frames_output", options=[FRAMES_ALL, FRAMES_FIRST], default=FRAMES_ALL, optional=True,
         tooltip="What the frames (IMAGE) output holds. all: every frame, for nodes that post-process frames (float32: "
-                "about 0.8 GB per minute at 256x256, far more at a full picture's size). first only: just the first "
+                "about 1.2 GB per minute at 256x256, far more at a full picture's size). first only: just the first "
                 "frame as a preview; for long clips, connect the video output to Save Video instead: it is streamed "
                 "to disk, so memory stays flat.")
 

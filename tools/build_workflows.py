@@ -245,7 +245,7 @@ def long_clip() -> Graph:
         "The all-in-one node encodes the frames into an MP4 batch by batch while it renders (in ComfyUI's temp "
         "folder), and Save Video copies that file to ComfyUI/output/video without decoding it again, so memory "
         "stays flat however long the speech is. 'frames_output' is 'first only': the frames output holds a single "
-        "preview frame instead of every frame (set it to 'all' to post-process frames, which needs about 0.8 GB "
+        "preview frame instead of every frame (set it to 'all' to post-process frames, which needs about 1.2 GB "
         "per minute at 256x256 and far more at a full picture's size). The MP4 has the speech as its sound, "
         "trimmed to the video, and is marked as synthetic in its metadata.\n\n"
         "Setup: put the Audio2Head weights in ComfyUI/models/audio2head (the original audio2head.pth.tar is "
