@@ -86,3 +86,26 @@ def all_layouts() -> dict[str, dict]:
     result = {name: core_layout(snapshot, name) for name in snapshot["frontend"]}
     result.update({name: frontend_layout(info) for name, info in pack_object_info().items()})
     return result
+
+
+def api_prompt(workflow: dict, layouts: dict[str, dict]) -> dict[str, dict]:
+    """The API-format prompt ComfyUI's frontend queues for a UI-format workflow ("Queue" / graphToPrompt): every
+    node but notes and muted or bypassed ones, its widget values by name, and each linked input as
+    [origin node id, origin slot]. Widget values the frontend does not send (None, the control_after_generate
+    choice) are left out."""
+    skipped = {node["id"] for node in workflow["nodes"] if node["type"] in ("Note", "MarkdownNote")
+               or node.get("mode", 0) != 0}
+    prompt = {}
+    for node in workflow["nodes"]:
+        if node["id"] in skipped:
+            continue
+        widgets = layouts[node["type"]]["widgets"]
+        inputs = {widget["name"]: value for widget, value in zip(widgets, node.get("widgets_values") or [])
+                  if widget["type"] != "CONTROL" and value is not None}
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    for _, origin, origin_slot, target, target_slot, _ in workflow["links"]:
+        if origin in skipped or target in skipped:
+            continue
+        target_node = next(node for node in workflow["nodes"] if node["id"] == target)
+        prompt[str(target)]["inputs"][target_node["inputs"][target_slot]["name"]] = [str(origin), origin_slot]
+    return prompt

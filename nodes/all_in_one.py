@@ -12,11 +12,12 @@ from a2h_core.io.mark import checked_watermark
 from a2h_core.pose import PoseCurve
 
 from . import comfy
-from .common import BATCH_POLICY, CATEGORY, blame, frames_to_image, pose_ui, single_audio, single_image
+from .common import BATCH_POLICY, CATEGORY, blame, pose_ui, single_audio, single_image
 from .crop import face_detector_inputs
 from .generate import BATCH_SIZE_TOOLTIP
-from .model_loader import device_inputs, load_cached, weights_input
+from .model_loader import device_inputs, load_cached, validate_weights, weights_input
 from .types import A2HPose
+from .video import FRAMES_ALL, FrameKeeper, file_video, frames_input, temp_video_path, video_output
 
 
 class Audio2HeadAllInOne(io.ComfyNode):
@@ -29,8 +30,9 @@ class Audio2HeadAllInOne(io.ComfyNode):
             display_name="Audio2Head (all-in-one)",
             category=CATEGORY,
             description="Animates a portrait with a speech recording: natural head motion is predicted from the "
-                        "audio (or taken from an optional pose curve). Connect frames, fps and audio to Create "
-                        "Video, then Save Video.",
+                        "audio (or taken from an optional pose curve). Connect the video output to Save Video "
+                        "(streamed to disk: memory stays flat for long clips), or frames, fps and audio to Create "
+                        "Video to post-process the frames.",
             inputs=[
                 io.Image.Input("image", tooltip=f"Portrait of any size: the face is found and framed as the model "
                                                 f"was trained (crop auto). {BATCH_POLICY}"),
@@ -53,6 +55,7 @@ class Audio2HeadAllInOne(io.ComfyNode):
                 io.String.Input("watermark", default="", optional=True,
                                 tooltip="Optional visible mark: this text is drawn in the bottom-left corner of "
                                         "every frame (e.g. 'AI-generated'). Empty: no visible mark."),
+                frames_input(),
             ],
             outputs=[
                 io.Image.Output(display_name="frames", tooltip="Video frames at 25 fps: the full picture with the face "
@@ -60,12 +63,17 @@ class Audio2HeadAllInOne(io.ComfyNode):
                 io.Float.Output(display_name="fps", tooltip="Frame rate (25)."),
                 io.Audio.Output(display_name="audio", tooltip="The input audio, for Create Video."),
                 A2HPose.Output(display_name="pose", tooltip="The head-pose curve that drove the video."),
+                video_output(),
             ],
         )
 
     @classmethod
+    def validate_inputs(cls, weights):
+        return validate_weights(weights)
+
+    @classmethod
     def execute(cls, image, audio, weights, device, dtype, batch_size, crop, paste_back, detector,
-                pose=None, watermark="") -> io.NodeOutput:
+                pose=None, watermark="", frames_output=FRAMES_ALL) -> io.NodeOutput:
         # Each input is checked on its own first, so that a message names the input it is about.
         image = single_image(image)
         with blame("image"):
@@ -84,8 +92,10 @@ class Audio2HeadAllInOne(io.ComfyNode):
                                                    face_detector=detector, face_models_dir=comfy.face_models_dir(),
                                                    watermark=watermark))
         progress = comfy.Progress(1)  # generate() reports the real frame count with its first update
-        with model.on_device() as models:
-            result = generate(image, audio, models, config, pose_curve=pose, progress=progress, features=features,
+        keeper = FrameKeeper(features.num_frames, frames_output)
+        with model.on_device() as models:  # the MP4 streams to disk; only what frames_output asks for is kept
+            result = generate(image, audio, models, config, pose_curve=pose, out_path=temp_video_path(),
+                              progress=progress, features=features, on_frames=keeper,
                               check_cancel=comfy.check_interrupted)
-        return io.NodeOutput(frames_to_image(result.frames), float(FPS), audio, result.poses,
+        return io.NodeOutput(keeper.image(), float(FPS), audio, result.poses, file_video(result.out_path),
                              ui=pose_ui(result.poses))

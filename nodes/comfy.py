@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -298,6 +299,15 @@ def resolve_input_file(name: str, suffixes: tuple[str, ...], input_name: str) ->
         return example
     raise Audio2HeadError(f"input '{input_name}': {name!r} does not exist in ComfyUI's input folder ({folder}); "
                           "upload it with the node's button or copy it there")
+
+
+def temp_directory() -> Path:
+    """ComfyUI's temp folder (emptied when the server starts); outside ComfyUI $AUDIO2HEAD_TEMP_DIR, default the
+    system's temporary folder."""
+    folder_paths = _folder_paths()
+    if folder_paths is not None:
+        return Path(folder_paths.get_temp_directory())
+    return Path(os.environ.get("AUDIO2HEAD_TEMP_DIR") or tempfile.gettempdir())
 
 
 def output_directory() -> Path:

@@ -55,6 +55,8 @@ def single_audio(audio: dict, input_name: str = "audio") -> dict:
 
 def frames_to_image(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 frames [N, H, W, 3] -> ComfyUI IMAGE float32 [N, H, W, 3] in 0..1."""
+    if isinstance(frames, np.ndarray):  # a read-only batch (shared with the encoder thread) is copied: torch needs W
+        frames = np.require(frames, requirements="W")
     frames = torch.as_tensor(frames)
     if frames.dtype == torch.uint8:
         return frames.to(torch.float32) / 255.0

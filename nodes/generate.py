@@ -1,32 +1,20 @@
-"""Warping generator node: source image + source and driving keypoints -> video frames (IMAGE) and fps."""
+"""Warping generator node: source image + source and driving keypoints -> video frames (IMAGE), fps and a VIDEO."""
 from __future__ import annotations
 
-import torch
 from comfy_api.latest import io
 
+from a2h_core.audio.soundtrack import load_soundtrack
 from a2h_core.config import FPS
 from a2h_core.inference.wrapper import check_keypoint_pair
 
 from . import comfy
-from .common import CATEGORY, frames_to_image
+from .common import CATEGORY, blame, single_audio
 from .pose import image_input, model_input, source_tensor
 from .types import A2HKeypoints
+from .video import FRAMES_ALL, frames_input, video_output, write_streamed
 
 BATCH_SIZE_TOOLTIP = ("Frames per generator pass. Larger is faster on a GPU and needs more memory; 4-8 suits a "
                       "CPU.")
-
-
-def render_video(wrapper, source, kp_source, kp_driving, batch_size: int) -> torch.Tensor:
-    """All frames as a ComfyUI IMAGE [N, 256, 256, 3]; the progress bar counts frames (and handles Cancel)."""
-    progress = comfy.Progress(len(kp_driving))
-    video = None
-    done = 0
-    for frames in wrapper.render_frames(source, kp_source, kp_driving, batch_size=batch_size, progress=progress):
-        if video is None:  # filled in place: the float frames are never held twice
-            video = torch.empty((len(kp_driving), *frames.shape[1:]), dtype=torch.float32)
-        video[done:done + len(frames)] = frames_to_image(frames)
-        done += len(frames)
-    return video
 
 
 class Audio2HeadGenerator(io.ComfyNode):
@@ -38,26 +26,43 @@ class Audio2HeadGenerator(io.ComfyNode):
             node_id="Audio2HeadGenerator",
             display_name="Audio2Head Generator",
             category=f"{CATEGORY}/motion",
-            description="Warps the portrait to each frame's driving keypoints. Wire frames and fps into Create "
-                        "Video together with the original audio, then Save Video.",
+            description="Warps the portrait to each frame's driving keypoints. Connect the speech to audio and the "
+                        "video output to Save Video (streamed: memory stays flat for long clips), or wire frames and "
+                        "fps into Create Video together with the audio.",
             inputs=[
                 model_input(), image_input(),
                 A2HKeypoints.Input("source_keypoints", tooltip="From Audio2Head Keypoint Detector."),
                 A2HKeypoints.Input("driving_keypoints", tooltip="From Audio2Head Motion Field (one row per frame)."),
                 io.Int.Input("batch_size", default=8, min=1, max=256, tooltip=BATCH_SIZE_TOOLTIP),
+                io.Audio.Input("audio", optional=True,
+                               tooltip="The speech the keypoints were made from: the video output's sound (trimmed "
+                                       "to the frames). Without it the video is silent."),
+                frames_input(),
             ],
             outputs=[
-                io.Image.Output(display_name="frames", tooltip="Video frames [N, 256, 256, 3]."),
+                io.Image.Output(display_name="frames", tooltip="Video frames [N, 256, 256, 3] (or only the first, "
+                                                               "see frames_output)."),
                 io.Float.Output(display_name="fps", tooltip="Frame rate of the frames (25)."),
+                video_output(),
             ],
         )
 
     @classmethod
-    def execute(cls, model, image, source_keypoints, driving_keypoints, batch_size) -> io.NodeOutput:
+    def execute(cls, model, image, source_keypoints, driving_keypoints, batch_size, audio=None,
+                frames_output=FRAMES_ALL) -> io.NodeOutput:
         # Both sockets have one type, so the canvas allows them swapped: one row against many says so.
         check_keypoint_pair(source_keypoints, driving_keypoints, "input 'source_keypoints'",
                             "input 'driving_keypoints'")
         source = source_tensor(image, model)
+        soundtrack = None
+        if audio is not None:
+            with blame("audio"):
+                soundtrack = load_soundtrack(single_audio(audio))
+        num_frames = len(driving_keypoints)
+        progress = comfy.Progress(num_frames)  # counts frames; its update raises on Cancel inside ComfyUI
         with model.wrapper() as wrapper:
-            frames = render_video(wrapper, source, source_keypoints, driving_keypoints, batch_size)
-        return io.NodeOutput(frames, float(FPS))
+            batches = wrapper.render_frames(source, source_keypoints, driving_keypoints, batch_size=batch_size,
+                                            progress=progress)
+            image_out, video = write_streamed(batches, num_frames, frames_output, soundtrack,
+                                              settings={"node": "Audio2HeadGenerator", "batch_size": batch_size})
+        return io.NodeOutput(image_out, float(FPS), video)

@@ -147,16 +147,8 @@ def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "
         key = (str(source.resolve()), None, None, source.stat().st_mtime_ns, device, offload)
     else:
         path = comfy.model_file_path(weights)
-        if path is None and weights == NO_FILES_CHOICE:
-            raise Audio2HeadError(
-                f"input 'weights': no weight files in {comfy.model_dirs()[0]}. Put the original {ORIGINAL_FILENAME} "
-                "(or a converted .safetensors) there and refresh the page (press R), or choose the Hugging Face Hub "
-                f"entry and give a repo id, or {_download_hint()}")
         if path is None:
-            raise Audio2HeadError(
-                f"input 'weights': model file '{weights}' not found. Put the Audio2Head weights (the original "
-                f"audio2head.pth.tar or a converted .safetensors) in {comfy.model_dirs()[0]} and refresh, or "
-                f"choose the Hugging Face Hub entry and give a repo id, or {_download_hint()}")
+            raise Audio2HeadError(missing_weights_message(weights))
         source = path
         key = (str(path.resolve()), None, None, path.stat().st_mtime_ns, device, offload)
     managed = _LOADED.get(key)
@@ -170,6 +162,31 @@ def load_cached(weights: str, device_choice: str = "auto", dtype_choice: str = "
         managed = _LOADED[key] = managed_networks(models, device, offload)
     _RECENT[:] = [managed]
     return LoadedModels(managed, dtype, str(source))
+
+
+def missing_weights_message(weights: str) -> str:
+    """What to do when the dropdown entry `weights` names no file: the file, the folder and the download command."""
+    folder = comfy.model_dirs()[0]
+    if weights == NO_FILES_CHOICE:
+        return (f"input 'weights': no weight files in {folder}. Put the original {ORIGINAL_FILENAME} (or a converted "
+                ".safetensors) there and refresh the page (press R), or choose the Hugging Face Hub entry and give a "
+                f"repo id, or {_download_hint()}")
+    return (f"input 'weights': model file '{weights}' not found. Put the Audio2Head weights (the original "
+            f"audio2head.pth.tar or a converted .safetensors) in {folder} and refresh, or choose the Hugging Face Hub "
+            f"entry and give a repo id, or {_download_hint()}")
+
+
+def validate_weights(weights) -> bool | str:
+    """ComfyUI's `validate_inputs` for a weights dropdown: True, or the message naming the missing file, the folder
+    and the download command. It replaces ComfyUI's bare "value not in list" when a shared workflow names a file
+    this ComfyUI lacks."""
+    if weights in (DOWNLOAD_CHOICE, HUB_CHOICE):
+        return True
+    try:
+        found = comfy.model_file_path(weights) is not None
+    except Audio2HeadError as error:
+        return str(error)
+    return True if found else missing_weights_message(weights)
 
 
 def weight_choices() -> list[str]:
@@ -233,6 +250,10 @@ class Audio2HeadModelLoader(io.ComfyNode):
         except Audio2HeadError:
             return weights
         return path.stat().st_mtime_ns if path is not None else weights
+
+    @classmethod
+    def validate_inputs(cls, weights):
+        return validate_weights(weights)
 
     @classmethod
     def execute(cls, weights, device, dtype, hub_repo_id="", hub_filename="", hub_revision="") -> io.NodeOutput:

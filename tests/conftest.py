@@ -36,6 +36,13 @@ def offline_torch_hub(tmp_path, monkeypatch):
     return checkpoints
 
 
+@pytest.fixture(autouse=True)
+def node_temp_folder(monkeypatch, tmp_path_factory):
+    """The nodes' VIDEO files (ComfyUI's temp folder, AUDIO2HEAD_TEMP_DIR outside it) go below pytest's temporary
+    folder, not the system's."""
+    monkeypatch.setenv("AUDIO2HEAD_TEMP_DIR", str(tmp_path_factory.getbasetemp() / "node_temp"))
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """torch on one thread for a whole module (`pytestmark = pytest.mark.usefixtures("one_thread")`): the training

@@ -84,7 +84,7 @@ def test_pack_imports_and_every_node_is_registered(server):
     assert "IMPORT FAILED" not in log and "Cannot import" not in log, log[-4000:]
     info = server.get("/object_info")
     node_ids = pack_node_ids()
-    assert len(node_ids) == 20
+    assert len(node_ids) == 21
     missing = [node for node in node_ids if node not in info]
     assert not missing, f"missing from /object_info: {missing}\n{log[-4000:]}"
     for node in node_ids:
@@ -185,7 +185,8 @@ def test_every_other_node_runs(server):
         "model": loader(),
         "features": {"class_type": "Audio2HeadAudioFeatures", "inputs": {"audio": ["audio", 0]}},
         "crop": {"class_type": "Audio2HeadCrop",
-                 "inputs": {"image": ["image", 0], "x": 20, "y": 30, "width": 200, "height": 200}},
+                 "inputs": {"image": ["image", 0], "mode": "manual", "detector": "auto", "face_index": 0,
+                            "crop_scale": 3.8, "crop_offset": -0.5, "x": 20, "y": 30, "width": 200, "height": 200}},
         "predicted": {"class_type": "Audio2HeadPosePredictor",
                       "inputs": {"model": ["model", 0], "image": ["crop", 0], "features": ["features", 0]}},
         "keyframes": {"class_type": "Audio2HeadPoseKeyframes",
@@ -207,7 +208,8 @@ def test_every_other_node_runs(server):
                       "inputs": {"model": ["model", 0], "image": ["crop", 0]}},
         "aio": {"class_type": "Audio2HeadAllInOne",
                 "inputs": {"image": ["crop", 0], "audio": ["audio", 0], "weights": WEIGHTS, "device": "auto",
-                           "dtype": "auto", "batch_size": 8, "pose": ["blend", 0]}},
+                           "dtype": "auto", "batch_size": 8, "crop": "none", "paste_back": True, "detector": "auto",
+                           "pose": ["blend", 0]}},
         "overlay": {"class_type": "Audio2HeadKeypointOverlay",
                     "inputs": {"images": ["crop", 0], "keypoints": ["kp_source", 0], "radius": 3}},
         "paste": {"class_type": "Audio2HeadPasteBack",

@@ -169,9 +169,18 @@ def test_fp16_on_cpu_is_refused_by_name(weights, run_node):
         run_node("Audio2HeadModelLoader", weights=weights, device="cpu", dtype="fp16")
 
 
-def test_missing_model_file_says_where_to_put_it(weights, run_node):
+def test_missing_model_file_says_where_to_put_it(weights, run_node, reduced_weights):
     with pytest.raises(Audio2HeadError, match=r"input 'weights'.*not found.*audio2head"):
         run_node("Audio2HeadModelLoader", weights="nope.safetensors", device="cpu", dtype="fp32")
+    # ComfyUI validates a prompt before running it: a shared workflow naming a file this ComfyUI lacks gets the same
+    # message (file, folder, download command) instead of a bare "value not in list".
+    for node in ("Audio2HeadModelLoader", "Audio2HeadAllInOne"):
+        message = by_id(node).validate_inputs(weights="nope.safetensors")
+        assert "'nope.safetensors' not found" in message and str(reduced_weights.parent) in message
+        assert f"a2h_core download --to {reduced_weights.parent}" in message
+        assert by_id(node).validate_inputs(weights=weights) is True
+        assert by_id(node).validate_inputs(weights=model_loader.HUB_CHOICE) is True
+        assert "leaves" in by_id(node).validate_inputs(weights="../secret.safetensors")
 
 
 def test_hub_choice_needs_a_repo_id(weights, run_node):
@@ -220,8 +229,8 @@ def test_stage_by_stage_graph_matches_the_all_in_one_node(model, weights, run_no
     kp_source = run_node("Audio2HeadKeypointDetector", model=model, image=image)[0]
     kp_driving = run_node("Audio2HeadMotionField", model=model, image=image, features=features, pose=pose)[0]
     assert len(kp_source) == 1 and len(kp_driving) == features.num_frames
-    frames, fps = run_node("Audio2HeadGenerator", model=model, image=image, source_keypoints=kp_source,
-                           driving_keypoints=kp_driving, batch_size=4).args
+    frames, fps, _ = run_node("Audio2HeadGenerator", model=model, image=image, source_keypoints=kp_source,
+                              driving_keypoints=kp_driving, batch_size=4).args
     assert fps == FPS and frames.dtype == torch.float32
     assert frames.shape == (features.num_frames, 256, 256, 3)
     assert float(frames.std()) > 0

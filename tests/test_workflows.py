@@ -26,8 +26,10 @@ WORKFLOW_DIR = ROOT / "workflows"
 
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 NOTE_TYPES = {"Note", "MarkdownNote"}
-# Every workflow ends in core nodes: the inputs and the MP4 with sound.
-REQUIRED_CORE_NODES = {"LoadImage", "LoadAudio", "CreateVideo", "SaveVideo"}
+# Every workflow ends in core nodes: the inputs and the MP4 with sound, made by Create Video from the frames or
+# streamed by the all-in-one node's VIDEO output.
+REQUIRED_CORE_NODES = {"LoadImage", "LoadAudio", "SaveVideo"}
+VIDEO_SOURCES = {"CreateVideo", "Audio2HeadAllInOne", "Audio2HeadGenerator"}  # what Save Video's input may come from
 # Combos whose options are the files a user has (input folder, models folder): any file name with these endings.
 FILE_COMBOS = {
     ("LoadImage", "image"): (".png", ".jpg", ".jpeg", ".webp"),
@@ -176,14 +178,17 @@ def feeds_output(workflow: dict, layouts: dict) -> set[int]:
 # ------------------------------------------------------------------------------------------------ tests
 def test_there_are_workflows():
     names = {p.stem for p in workflow_paths()}
-    assert len(names) >= 6, f"expected the six example workflows, found {sorted(names)}"
+    assert len(names) >= 7, f"expected the seven example workflows, found {sorted(names)}"
+    video_path = [name for name in names if "Audio2HeadAllInOne" in (WORKFLOW_DIR / f"{name}.json").read_text()
+                  and '"first only"' in (WORKFLOW_DIR / f"{name}.json").read_text()]
+    assert video_path, "no workflow uses the streamed VIDEO output (frames_output 'first only')"
 
 
 def test_core_snapshot():
     """The snapshot covers the core nodes; with COMFYUI_PATH set, it is of the frontend that ComfyUI pins."""
     snapshot = core_snapshot()
-    assert set(snapshot["frontend"]) >= REQUIRED_CORE_NODES | {"Note"}
-    assert set(snapshot["object_info"]) >= REQUIRED_CORE_NODES
+    assert set(snapshot["frontend"]) >= REQUIRED_CORE_NODES | {"Note", "CreateVideo"}
+    assert set(snapshot["object_info"]) >= REQUIRED_CORE_NODES | {"CreateVideo"}
     comfy = os.environ.get("COMFYUI_PATH")
     if comfy and (Path(comfy) / "requirements.txt").is_file():
         pin = f"comfyui-frontend-package=={snapshot['frontend_version']}"
@@ -209,6 +214,9 @@ def test_workflow_is_valid(path: Path, layouts: dict):
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
 
     assert set(types) >= REQUIRED_CORE_NODES, f"{path.name}: lacks {REQUIRED_CORE_NODES - set(types)}"
+    by_id = {n["id"]: n for n in workflow["nodes"]}
+    video_from = {by_id[link[1]]["type"] for link in workflow["links"] if by_id[link[3]]["type"] == "SaveVideo"}
+    assert video_from and video_from <= VIDEO_SOURCES, f"{path.name}: Save Video's video comes from {video_from}"
     notes = [n for n in workflow["nodes"] if n["type"] in NOTE_TYPES]
     assert notes and all(len(n["widgets_values"][0]) > 80 for n in notes), f"{path.name}: needs a note explaining it"
     executed = feeds_output(workflow, layouts)

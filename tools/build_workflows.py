@@ -233,6 +233,28 @@ def quick_start() -> Graph:
     return Graph("audio2head_quick_start", nodes, links)
 
 
+def long_clip() -> Graph:
+    """The VIDEO path: the all-in-one node streams its MP4 to disk and Save Video copies it; no IMAGE batch."""
+    nodes = [*inputs(),
+             Node("a2h", "Audio2HeadAllInOne", (350, 0), {"weights": WEIGHTS_FILE, "frames_output": "first only"},
+                  size=(400, 500))]
+    nodes.append(Node("save", "SaveVideo", (end_x(nodes), 0), {"filename_prefix": "video/Audio2Head"},
+                      size=(360, 440)))
+    nodes.append(note(
+        "Audio2Head for long clips (minutes of speech): the video output streams.\n\n"
+        "The all-in-one node encodes the frames into an MP4 batch by batch while it renders (in ComfyUI's temp "
+        "folder), and Save Video copies that file to ComfyUI/output/video without decoding it again, so memory "
+        "stays flat however long the speech is. 'frames_output' is 'first only': the frames output holds a single "
+        "preview frame instead of every frame (set it to 'all' to post-process frames, which needs about 1.2 GB "
+        "per minute at 256x256 and far more at a full picture's size). The MP4 has the speech as its sound, "
+        "trimmed to the video, and is marked as synthetic in its metadata.\n\n"
+        "Setup: put the Audio2Head weights in ComfyUI/models/audio2head (the original audio2head.pth.tar is "
+        "converted to .safetensors on first use; or pick the Hub entry), then choose your portrait in Load Image "
+        "and your speech in Load Audio."))
+    links = [("image", "IMAGE", "a2h", "image"), ("audio", "AUDIO", "a2h", "audio"), ("a2h", "video", "save", "video")]
+    return Graph("audio2head_long_clip", nodes, links)
+
+
 def stage_by_stage() -> Graph:
     return generator_graph("audio2head_stage_by_stage", (
         "Audio2Head stage by stage: the same result as the all-in-one node, with every stage as its own node so "
@@ -345,7 +367,7 @@ def write_openface_example(path: Path, seconds: float = 3.0, fps: float = 30.0) 
     path.write_text("\n".join(rows) + "\n")
 
 
-EXAMPLES = [quick_start, stage_by_stage, custom_keyframes, still_head, pose_from_file, crop_and_paste]
+EXAMPLES = [quick_start, long_clip, stage_by_stage, custom_keyframes, still_head, pose_from_file, crop_and_paste]
 
 
 def main() -> None:

@@ -181,6 +181,9 @@ def _unpack_comfy_audio(audio: dict, sample_rate) -> tuple[np.ndarray, int]:
         raise Audio2HeadError(
             f"sample_rate={sample_rate} contradicts the AUDIO dict's sample_rate {rate}; remove the argument.")
     waveform = audio["waveform"]
+    if not hasattr(waveform, "shape"):
+        raise Audio2HeadError(f"An AUDIO waveform must be a tensor [batch, channels, samples]; got a "
+                              f"{type(waveform).__name__}. Connect a ComfyUI AUDIO output (e.g. Load Audio).")
     shape = tuple(waveform.shape)
     if len(shape) != 3:
         raise Audio2HeadError(f"An AUDIO waveform must be [batch, channels, samples]; got shape {shape}.")

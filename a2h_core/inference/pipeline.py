@@ -103,7 +103,8 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
              pose_curve: PoseCurve | None = None, out_path: str | Path | None = None,
              progress: Progress | None = None, sample_rate: int | None = None,
              log: Callable[[str], None] | None = None, features: AudioFeatures | None = None,
-             check_cancel: Callable[[], None] | None = None) -> GenerateResult:
+             check_cancel: Callable[[], None] | None = None,
+             on_frames: Callable[[np.ndarray], None] | None = None) -> GenerateResult:
     """Animate `image` with `audio`.
 
     image: path, PIL image, uint8 array or ComfyUI IMAGE tensor (see image.load_image).
@@ -119,6 +120,8 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
     check_cancel(): called often in every stage (feature extraction, pose prediction, and inside each pass of the
         motion field and the generator, which `progress` only follows between passes); an exception raised in it
         cancels.
+    on_frames(batch): handed each batch of finished frames [B, H, W, 3] uint8 (as written to out_path), to keep them
+        as well without holding the whole video here.
     """
     # Every argument is checked before anything slow runs: types, ranges, output paths, then the image.
     config = checked_config(config)
@@ -186,6 +189,8 @@ def generate(image, audio, models: Audio2HeadModels, config: PipelineConfig | No
         frames = timer.time("paste-back", _paste_all(frames, crop_info, config.feather, wrapper.device))
     if config.watermark:
         frames = (watermark_frames(batch, config.watermark) for batch in frames)
+    if on_frames is not None:
+        frames = _tap(frames, on_frames)
 
     try:
         result = GenerateResult(num_frames=num_frames, poses=poses)

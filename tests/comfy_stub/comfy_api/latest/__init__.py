@@ -5,6 +5,7 @@ from abc import ABC, abstractmethod
 
 from . import _io as io
 from . import _ui as ui
+from ._input_impl import VideoFromFile
 
 IS_TEST_DOUBLE = True  # lets tests tell this package from the real one
 
@@ -20,4 +21,10 @@ class ComfyExtension(ABC):
         """The node classes of the extension."""
 
 
-__all__ = ["ComfyExtension", "io", "ui"]
+class InputImpl:
+    """Implementations of the input types (ComfyUI also has VideoFromComponents; the pack does not use it)."""
+
+    VideoFromFile = VideoFromFile
+
+
+__all__ = ["ComfyExtension", "InputImpl", "io", "ui"]
