@@ -52,6 +52,6 @@ def test_the_motion_field_node_applies_the_pipeline_policy(reduced_weights, run_
     with pytest.warns(A2HWarning, match="last pose is held"):
         from_node = run_node("Audio2HeadMotionField", model=model, image=image, features=features, pose=curve)[0]
     with model.wrapper() as wrapper, pytest.warns(A2HWarning):
-        as_pipeline = wrapper.driving_keypoints(source_tensor(image), features, curve.for_video(FRAMES))
+        as_pipeline = wrapper.driving_keypoints(source_tensor(image, model), features, curve.for_video(FRAMES))
     # The same instance on the same input: identical, bit for bit.
     torch.testing.assert_close(from_node.value, as_pipeline.value.cpu(), rtol=0, atol=0)
