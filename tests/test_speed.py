@@ -109,6 +109,23 @@ def test_the_view_is_reused_until_the_weights_change(models):
     assert rebuilt.generator.bottleneck.r0.conv2.weight is models.generator.bottleneck.r0.conv2.weight
 
 
+def test_networks_loaded_under_inference_mode_render(source):
+    # ComfyUI runs nodes, the model loader included, under torch.inference_mode: the weights are inference tensors.
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        loaded = Audio2HeadModels(ModelConfig.reduced()).eval()
+    torch.manual_seed(0)
+    plain = Audio2HeadModels(ModelConfig.reduced()).eval()
+    features, curve = _features(6), _poses(7)
+    frames = []
+    for models in (loaded, plain):
+        wrapper = Audio2HeadWrapper(models)
+        kp_source = wrapper.source_keypoints(source)
+        kp_driving = wrapper.driving_keypoints(source, features, curve)
+        frames.append(np.concatenate(list(wrapper.render_frames(source, kp_source, kp_driving, batch_size=3))))
+    np.testing.assert_array_equal(frames[0], frames[1])
+
+
 def test_no_view_outlives_its_wrappers(models):
     # A cached view would keep the weights it shares alive (on a GPU: after ComfyUI offloaded the models).
     view = weakref.ref(Audio2HeadWrapper(models).networks)

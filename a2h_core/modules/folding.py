@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import itertools
 
+import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -56,15 +57,27 @@ def fold_batch_norm(network: nn.Module) -> nn.Module:
 
 def weights_version(network: nn.Module) -> tuple:
     """Changes whenever a parameter or buffer of `network` is replaced or modified in place (optimizer steps,
-    load_state_dict, `.to()`): the key under which a folded view stays valid."""
-    return tuple((id(tensor), tensor._version, tensor.device, tensor.dtype, tensor.data_ptr())
+    load_state_dict, `.to()`): the key under which a folded view stays valid.
+
+    Tensors made under `torch.inference_mode` (ComfyUI runs nodes, model loading included, that way) have no version
+    counter; for them only a replacement shows.
+    """
+    return tuple((id(tensor), _version_counter(tensor), tensor.device, tensor.dtype, tensor.data_ptr())
                  for tensor in (*network.parameters(), *network.buffers()))
+
+
+def _version_counter(tensor) -> int | None:
+    try:
+        return tensor._version
+    except RuntimeError:  # an inference tensor, or a parameter whose data came from one (is_inference() may be False)
+        return None
 
 
 def _fold(module: nn.Module, conv_name: str, norm_name: str) -> None:
     conv, norm = module._modules[conv_name], module._modules[norm_name]
     transposed = isinstance(conv, (nn.ConvTranspose2d, nn.ConvTranspose3d))
-    module._modules[conv_name] = fuse_conv_bn_eval(conv, norm, transpose=transposed)
+    with torch.no_grad():  # inference tensors (weights loaded under torch.inference_mode) refuse autograd
+        module._modules[conv_name] = fuse_conv_bn_eval(conv, norm, transpose=transposed)
     module._modules[norm_name] = nn.Identity()
 
 
