@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from a2h_core.config import FEATURE_ROWS_PER_FRAME
 from a2h_core.errors import Audio2HeadError
 from a2h_core.modules.syncnet import FACE_SIZE, MFCC_COEFFICIENTS, MFCC_STEPS, WINDOW_FRAMES, SyncNet
+from a2h_core.training.pretrained import read_state_dict
 
 SYNCNET_FILE = "syncnet_v2.model"  # SyncNet's weights, from joonson/syncnet_python (its download_model.sh)
 SYNCNET_SOURCE = "https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model"
@@ -58,16 +59,7 @@ class LipSyncScore:
 def load_syncnet(path: str | Path) -> SyncNet:
     """SyncNet with the weights of `path` (syncnet_python's syncnet_v2.model layout), in eval mode, on the CPU."""
     path = Path(path)
-    if not path.is_file():
-        raise Audio2HeadError(f"--syncnet-weights {path}: no such file (SyncNet's {SYNCNET_FILE}, from "
-                              f"{SYNCNET_SOURCE})")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise Audio2HeadError(f"--syncnet-weights {path} is not a readable PyTorch state dict ({exc})") from exc
-    if not isinstance(state, dict):
-        raise Audio2HeadError(f"--syncnet-weights {path} holds a {type(state).__name__}, not a state dict: use "
-                              f"{SYNCNET_FILE} from {SYNCNET_SOURCE}")
+    state = read_state_dict(path, "--syncnet-weights", f"SyncNet's {SYNCNET_FILE}, from {SYNCNET_SOURCE}")
     model = SyncNet()
     try:
         model.load_state_dict(state)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from a2h_core.errors import Audio2HeadError
-from a2h_core.training.pretrained import hub_checkpoints
+from a2h_core.training.pretrained import hub_checkpoints, read_state_dict
 
 METRICS_INSTALL = "pip install lpips pytorch-fid (or pip install -e .[metrics])"
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"  # torchvision's AlexNet ImageNet file
@@ -35,18 +35,6 @@ FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fi
 
 def _file_name(url: str) -> str:
     return url.rsplit("/", 1)[1]
-
-
-def _read_state_dict(path: Path, option: str, expected: str) -> dict:
-    if not path.is_file():
-        raise Audio2HeadError(f"{option} {path}: no such file (expected {expected})")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise Audio2HeadError(f"{option} {path} is not a readable PyTorch state dict ({exc})") from exc
-    if not isinstance(state, dict):
-        raise Audio2HeadError(f"{option} {path} holds a {type(state).__name__}, not a state dict ({expected})")
-    return state
 
 
 def _offline_reason(what: str, url: str, option: str, exc: Exception) -> str:
@@ -72,7 +60,7 @@ class LpipsMetric:
             self.reason = f"lpips cannot be imported ({exc}): {METRICS_INSTALL}"
             return
         if backbone_weights is not None:
-            state = _read_state_dict(Path(backbone_weights), "--lpips-backbone-weights",
+            state = read_state_dict(Path(backbone_weights), "--lpips-backbone-weights",
                                      f"torchvision's AlexNet ImageNet weights, {_file_name(ALEXNET_URL)}")
             model = _lpips_model(lpips, pnet_rand=True)  # the trunk is built without weights, then filled
             # lpips splits torchvision's `features` into slices keeping the layer indices: slice2.3.weight is
@@ -120,7 +108,7 @@ class InceptionFeatures:
             return
         block = inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]
         if weights is not None:
-            state = _read_state_dict(Path(weights), "--inception-weights",
+            state = read_state_dict(Path(weights), "--inception-weights",
                                      f"pytorch-fid's {_file_name(FID_WEIGHTS_URL)}")
             # pytorch-fid has no local-file option: its loader is swapped for this file while the network is built.
             try:

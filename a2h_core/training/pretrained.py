@@ -46,13 +46,7 @@ def load_vgg(config: PerceptualConfig, weights: str | Path | None = None, log=pr
             "only: random features still measure reconstruction, but not as ImageNet's do)")
         return vgg.eval().requires_grad_(False)
     if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise Audio2HeadError(f"--vgg-weights {path}: no such file")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise Audio2HeadError(f"--vgg-weights {path} is not a readable PyTorch state dict ({exc})") from exc
+        state = read_state_dict(Path(weights), "--vgg-weights", f"torchvision's {config.arch} weights")
     else:
         url = VGG_URLS[config.arch]
         name = url.rsplit("/", 1)[1]
@@ -77,3 +71,17 @@ def load_vgg(config: PerceptualConfig, weights: str | Path | None = None, log=pr
     except RuntimeError as exc:
         raise Audio2HeadError(f"the VGG weights do not fit {config.arch} ({exc})") from exc
     return vgg.eval().requires_grad_(False)
+
+
+def read_state_dict(path: Path, option: str, expected: str) -> dict:
+    """The state dict in the local file given as `option`, read with weights_only=True; a clear error names the
+    option, the file and what was `expected` when it is missing, unreadable or not a state dict."""
+    if not path.is_file():
+        raise Audio2HeadError(f"{option} {path}: no such file (expected {expected})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise Audio2HeadError(f"{option} {path} is not a readable PyTorch state dict ({exc})") from exc
+    if not isinstance(state, dict):
+        raise Audio2HeadError(f"{option} {path} holds a {type(state).__name__}, not a state dict ({expected})")
+    return state
