@@ -123,7 +123,9 @@ def test_networks_loaded_under_inference_mode_render(source):
         kp_source = wrapper.source_keypoints(source)
         kp_driving = wrapper.driving_keypoints(source, features, curve)
         frames.append(np.concatenate(list(wrapper.render_frames(source, kp_source, kp_driving, batch_size=3))))
-    np.testing.assert_array_equal(frames[0], frames[1])
+    # Two instances with equal weights: uint8 frames within the last-bit bound (kernels may differ per instance).
+    difference = np.abs(frames[0].astype(np.int16) - frames[1])
+    assert difference.max() <= 1 and np.mean(difference > 0) < 0.001
 
 
 def test_no_view_outlives_its_wrappers(models):
