@@ -3,7 +3,7 @@
 personalise to a speaker whose motion differs.
 
 The data set (24 training and 6 validation clips of 8 s, 64 px frames) is written as real video files and goes
-through `prepare` once per module; one reduced-width N_H is trained on it once (200 steps, about half a minute on a
+through `prepare` once per module; one reduced-width N_H is trained on it once (300 steps, under a minute on a
 CPU core) and shared by the learning, evaluation and personalisation tests. Training runs on one CPU thread: the
 reduced networks' many small operations run faster so on a shared machine, and resume checks compare bits.
 """
@@ -44,11 +44,13 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(data, tmp_path_factory) -> Path:
-    """A reduced N_H trained with the paper's losses (SSIM + LSGAN) for 200 steps: the run folder."""
+    """A reduced N_H trained with the paper's losses (SSIM + LSGAN) for 300 steps: the run folder. At 1e-3 for 200
+    steps the held-out HE depended on the CPU's kernels (0.048 with AVX-512, 0.073 with AVX2); at 5e-4 for 300 steps
+    it is 0.039 and 0.044."""
     run = tmp_path_factory.mktemp("run") / "pose"
-    assert main(["train", "pose", "--data", str(data), "--out", str(run), *SMALL, "--steps", "200",
-                 "--batch-size", "8", "--window", "64", "--lr", "1e-3", "--val-every", "100",
-                 "--checkpoint-every", "200"]) == 0
+    assert main(["train", "pose", "--data", str(data), "--out", str(run), *SMALL, "--steps", "300",
+                 "--batch-size", "8", "--window", "64", "--lr", "5e-4", "--val-every", "100",
+                 "--checkpoint-every", "300"]) == 0
     return run
 
 
@@ -83,7 +85,7 @@ def test_run_folder_and_weights_file(trained):
     assert json.loads(metadata["training"])["task"] == "pose"
     assert "other_networks" in metadata and metadata["other_networks"] == "freshly initialised"
     records = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if r["kind"] == "val"] == [100, 200]
+    assert [r["step"] for r in records if r["kind"] == "val"] == [100, 200, 300]
     assert all(math.isfinite(r["loss"]) for r in records if r["kind"] == "train")
     assert len(list((trained / "plots").glob("step0000200_*.png"))) == 3
     assert (trained / "state" / "last.pt").is_file() and (trained / "config.json").is_file()
