@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from comfyui_server import PACK_FOLDER, Server, running_comfyui
 
+from a2h_devkit.resident_memory import resident_mb
 from a2h_devkit.speech import speech_like, write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,13 +67,6 @@ def write_portrait(path: Path) -> None:
     face = ((xx - 128) / 70.0) ** 2 + ((yy - 130) / 95.0) ** 2 < 1
     rgb = np.stack([90 + 100 * face, 110 + 70 * face, 160 - 40 * face], -1)
     Image.fromarray(rgb.astype(np.uint8)).save(path)
-
-
-def resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +117,10 @@ def pose_graph(audio: str) -> dict:
 
 def settled_resident_mb(server, seconds: float = 2.0) -> float:
     """The server's resident memory once it has stopped changing by more than 5 MB over `seconds`."""
-    last = resident_mb(server.process.pid)
+    last = resident_mb(pid=server.process.pid)
     for _ in range(SETTLE_S):
         time.sleep(seconds)
-        now = resident_mb(server.process.pid)
+        now = resident_mb(pid=server.process.pid)
         if abs(now - last) < 5:
             return now
         last = now

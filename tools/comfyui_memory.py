@@ -28,22 +28,15 @@ from comfyui_server import PACK_FOLDER, Server, running_comfyui  # noqa: E402
 
 from a2h_devkit.face_scenes import scene  # noqa: E402
 from a2h_devkit.random_weights import write_reduced_weights  # noqa: E402
+from a2h_devkit.resident_memory import resident_mb  # noqa: E402
 from a2h_devkit.speech import speech_like, write_wav  # noqa: E402
 
 WEIGHTS = "reduced.safetensors"
 SAMPLE_SECONDS = 0.05
 
 
-def memory_kib(pid: int, field: str) -> int:
-    """A field of /proc/<pid>/status in KiB (VmRSS: resident now; VmHWM: the peak so far)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 class PeakSampler:
-    """Samples a process's VmRSS in a thread; `peak` is the largest value seen (KiB)."""
+    """Samples a process's VmRSS in a thread; `peak` is the largest value seen (MiB)."""
 
     def __init__(self, pid: int):
         self.pid, self.peak, self._stop = pid, 0, threading.Event()
@@ -52,8 +45,8 @@ class PeakSampler:
     def _run(self):
         while not self._stop.is_set():
             try:
-                self.peak = max(self.peak, memory_kib(self.pid, "VmRSS"))
-            except (OSError, KeyError):
+                self.peak = max(self.peak, resident_mb(pid=self.pid))
+            except OSError:  # the server has exited
                 return
             time.sleep(SAMPLE_SECONDS)
 
@@ -93,19 +86,19 @@ def measure(comfy: str, python: str, seconds: float, batch_size: int, frames_out
         only_this_pack = ("--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_FOLDER)
         with running_comfyui(comfy, python, base, only_this_pack) as (url, process, log):
             server = Server(url, process, log, run_timeout=6 * 3600)
-            idle = memory_kib(process.pid, "VmRSS")
+            idle = resident_mb(pid=process.pid)
             load_before = os.getloadavg()[0]
             with PeakSampler(process.pid) as sampler:
                 entry, wall = server.run_prompt(graph(batch_size, frames_output))
-            high_water = memory_kib(process.pid, "VmHWM")
+            high_water = resident_mb(peak=True, pid=process.pid)
             result = entry["outputs"]["save"]["images"][0]
             saved = base / "output" / result["subfolder"] / result["filename"]
             import av
             with av.open(str(saved)) as container:
                 frames = container.streams.video[0].frames
         return {"audio_seconds": seconds, "frames": frames, "wall_seconds": round(wall, 1),
-                "idle_rss_mib": round(idle / 1024), "peak_rss_mib": round(sampler.peak / 1024),
-                "vmhwm_mib": round(high_water / 1024), "mp4_mib": round(saved.stat().st_size / 2 ** 20, 1),
+                "idle_rss_mib": round(idle), "peak_rss_mib": round(sampler.peak),
+                "vmhwm_mib": round(high_water), "mp4_mib": round(saved.stat().st_size / 2 ** 20, 1),
                 "load_before": round(load_before, 1), "load_after": round(os.getloadavg()[0], 1),
                 "frames_output": frames_output, "batch_size": batch_size}
 
