@@ -24,6 +24,7 @@ from a2h_core.training.pose_task import evaluate_constant, evaluate_predictor, m
 from a2h_core.training.shards import TrainingData
 from a2h_devkit.synthetic_clips import PERSONAL_STYLE, synthetic_clip, write_clip, write_dataset
 from a2h_devkit.torchrun import run_torchrun
+from a2h_devkit.training_runs import whole_and_resumed
 
 SMALL = ["--config", "reduced", "--data-workers", "0", "--threads", "1"]  # every training run in these tests
 
@@ -107,11 +108,7 @@ def test_resume_continues_exactly(data, tmp_path):
     """3 steps, stop, resume to 6 == 6 steps uninterrupted, bit for bit (weights, discriminator, optimiser)."""
     common = ["--data", str(data), *SMALL, "--batch-size", "4", "--window", "32", "--lr", "1e-3",
               "--val-every", "3", "--checkpoint-every", "3"]
-    assert main(["train", "pose", "--out", str(tmp_path / "whole"), "--steps", "6", *common]) == 0
-    assert main(["train", "pose", "--out", str(tmp_path / "split"), "--steps", "3", *common]) == 0
-    assert main(["train", "pose", "--out", str(tmp_path / "split"), "--steps", "6", "--resume"]) == 0
-    whole, _ = read_safetensors(tmp_path / "whole" / "last.safetensors")
-    split, _ = read_safetensors(tmp_path / "split" / "last.safetensors")
+    whole, split = whole_and_resumed("pose", common, 6, tmp_path)
     assert whole.keys() == split.keys()
     assert all(torch.equal(whole[k], split[k]) for k in whole)
     states = [torch.load(tmp_path / name / "state" / "last.pt", weights_only=False) for name in ("whole", "split")]

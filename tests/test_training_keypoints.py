@@ -25,6 +25,7 @@ from a2h_core.training.pretrained import load_vgg
 from a2h_core.training.tps import RandomTPS
 from a2h_devkit.synthetic_clips import small_frame_config
 from a2h_devkit.torchrun import run_torchrun
+from a2h_devkit.training_runs import whole_and_resumed
 
 SMALL = ["--vgg-width-divisor", "8", "--data-workers", "0", "--threads", "1"]
 
@@ -70,11 +71,7 @@ def test_keypoints_resume_continues_exactly(frames_data, frames_config, tmp_path
     common = ["--data", str(frames_data), "--config", str(frames_config), *SMALL, "--batch-size", "4",
               "--lr", "1e-3", "--val-every", "2", "--checkpoint-every", "2", "--repeats", "1", "--lr-milestones", "1",
               "--log-every", "1"]
-    assert main(["train", "keypoints", "--out", str(tmp_path / "whole"), "--steps", "4", *common]) == 0
-    assert main(["train", "keypoints", "--out", str(tmp_path / "split"), "--steps", "2", *common]) == 0
-    assert main(["train", "keypoints", "--out", str(tmp_path / "split"), "--steps", "4", "--resume"]) == 0
-    whole, _ = read_safetensors(tmp_path / "whole" / "last.safetensors")
-    split, _ = read_safetensors(tmp_path / "split" / "last.safetensors")
+    whole, split = whole_and_resumed("keypoints", common, 4, tmp_path)
     assert all(torch.equal(whole[k], split[k]) for k in whole)
     states = [torch.load(tmp_path / name / "state" / "last.pt", weights_only=False) for name in ("whole", "split")]
     moments = [s["optimizers"]["generator"]["state"][0]["exp_avg"] for s in states]

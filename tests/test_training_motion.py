@@ -23,6 +23,7 @@ from a2h_core.training.shards import TrainingData
 from a2h_core.training.video_metrics import keypoint_error
 from a2h_devkit.synthetic_clips import small_frame_config
 from a2h_devkit.torchrun import run_torchrun
+from a2h_devkit.training_runs import whole_and_resumed
 
 SMALL = ["--data-workers", "0", "--threads", "1", "--batch-size", "2", "--lr", "1e-3"]
 CPU = torch.device("cpu")
@@ -143,11 +144,7 @@ def test_motion_resume_continues_exactly(frames_data, random_init, tmp_path, sta
     1's decaying heatmap weight, which follows the restored step)."""
     common = ["--data", str(frames_data), "--init", random_init, *_stage_options(stage), "--log-every", "1",
               "--val-every", "2", "--checkpoint-every", "2"]
-    assert main(["train", "motion", "--out", str(tmp_path / "whole"), "--steps", "4", *common]) == 0
-    assert main(["train", "motion", "--out", str(tmp_path / "split"), "--steps", "2", *common]) == 0
-    assert main(["train", "motion", "--out", str(tmp_path / "split"), "--steps", "4", "--resume"]) == 0
-    whole, _ = read_safetensors(tmp_path / "whole" / "last.safetensors")
-    split, _ = read_safetensors(tmp_path / "split" / "last.safetensors")
+    whole, split = whole_and_resumed("motion", common, 4, tmp_path)
     assert all(torch.equal(whole[k], split[k]) for k in whole)
     initial, _ = read_safetensors(random_init)
     assert not torch.equal(whole["audio2kp.kp.weight"], initial["audio2kp.kp.weight"])
