@@ -61,6 +61,13 @@ def reduced_weights(tmp_path_factory):
     return write_reduced_weights(tmp_path_factory.mktemp("audio2head") / "reduced.safetensors")
 
 
+@pytest.fixture
+def weights(reduced_weights, monkeypatch):
+    """The name of the reduced weights file, in the folder the loader lists (AUDIO2HEAD_MODELS_DIR)."""
+    monkeypatch.setenv("AUDIO2HEAD_MODELS_DIR", str(reduced_weights.parent))
+    return reduced_weights.name
+
+
 @pytest.fixture(scope="session")
 def frames_data(tmp_path_factory):
     """Synthetic talking-head clips prepared at 128 px (8 training and 2 validation clips of 4 s): the data folder

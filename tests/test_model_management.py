@@ -31,12 +31,6 @@ from nodes import model_loader
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def weights(reduced_weights, monkeypatch):
-    monkeypatch.setenv("AUDIO2HEAD_MODELS_DIR", str(reduced_weights.parent))
-    return reduced_weights.name
-
-
 @pytest.fixture(autouse=True)
 def fresh_model_management():
     """No model from another test in ComfyUI's list or the pack's cache, and no pending Cancel."""

@@ -40,13 +40,6 @@ def by_id(node_id):
 
 # ------------------------------------------------------------------------------------------------------ fixtures
 @pytest.fixture
-def weights(reduced_weights, monkeypatch):
-    """The name of the reduced weights file, in the folder the loader lists (AUDIO2HEAD_MODELS_DIR)."""
-    monkeypatch.setenv("AUDIO2HEAD_MODELS_DIR", str(reduced_weights.parent))
-    return reduced_weights.name
-
-
-@pytest.fixture
 def model(weights, run_node):
     return run_node("Audio2HeadModelLoader", weights=weights, device="cpu", dtype="fp32")[0]
 

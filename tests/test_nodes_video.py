@@ -18,12 +18,6 @@ from nodes import video as node_video
 
 
 @pytest.fixture
-def weights(reduced_weights, monkeypatch):
-    monkeypatch.setenv("AUDIO2HEAD_MODELS_DIR", str(reduced_weights.parent))
-    return reduced_weights.name
-
-
-@pytest.fixture
 def temp_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDIO2HEAD_TEMP_DIR", str(tmp_path))
     return tmp_path
